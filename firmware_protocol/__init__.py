@@ -1,0 +1,1 @@
+"""firmware_protocol: the companion band wire protocol, sans-I/O."""
