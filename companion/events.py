@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 __all__ = [
+    "BandStateChanged",
     "Battery",
     "ButtonPressed",
     "CommandRejected",
@@ -109,6 +110,22 @@ class LinkDown:
 class LinkUp:
     """The BLE link is (back) up; replayed band events follow."""
 
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class BandStateChanged:
+    """The band's own session state changed (it runs the timeline; this is its report).
+
+    ``shift_s`` is how far the timeline has moved from the plan (pauses add, skips
+    subtract); ``cause`` is "", "button", "pain" or "host" when ``state`` is "stopped".
+    """
+
+    state: str  # firmware_protocol SessionStateCode name, lower case
+    round: int
+    step_index: int
+    shift_s: float
+    cause: str
     t: float
 
 
@@ -211,6 +228,7 @@ Event: TypeAlias = (
     | LinkDown
     | LinkUp
     | TimeSynced
+    | BandStateChanged
     | SessionStarted
     | StepStarted
     | RoundDone
@@ -232,6 +250,7 @@ _EVENT_TYPES: dict[str, type[Any]] = {
         LinkDown,
         LinkUp,
         TimeSynced,
+        BandStateChanged,
         SessionStarted,
         StepStarted,
         RoundDone,

@@ -1,0 +1,82 @@
+"""Finding bands: scan for advertisements and resolve what the user typed.
+
+A target is whatever a person has at hand: a name ("Companion Band"), a
+platform address (a MAC on Linux and Windows, a UUID on macOS) or a virtual
+band's address. Scanning is the only way to get a ``BLEDevice`` that every
+bleak backend accepts, so even an address goes through a scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bleak import BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UUID
+
+from ..errors import BandNotFoundError
+from .backend import BleakBackend
+
+__all__ = ["FoundBand", "find_band", "scan"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundBand:
+    """One advertising device that is a band: it speaks the companion protocol or Heart Rate."""
+
+    name: str
+    address: str
+    rssi: int
+    speaks_companion: bool
+    has_heart_rate: bool
+
+
+def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
+    uuids = {uuid.lower() for uuid in adv.service_uuids}
+    companion = COMPANION_SERVICE_UUID in uuids
+    heart_rate = HEART_RATE_SERVICE_UUID in uuids
+    if not (companion or heart_rate):
+        return None
+    return FoundBand(
+        name=adv.local_name or device.name or "",
+        address=device.address,
+        rssi=adv.rssi,
+        speaks_companion=companion,
+        has_heart_rate=heart_rate,
+    )
+
+
+async def scan(*, timeout: float = 5.0, backend: BleakBackend | None = None) -> list[FoundBand]:
+    """Every band heard within ``timeout`` seconds, strongest signal first."""
+    scanner_backend = backend.scanner if backend else None
+    heard = await BleakScanner.discover(timeout=timeout, return_adv=True, backend=scanner_backend)
+    bands = [found for device, adv in heard.values() if (found := _as_found(device, adv))]
+    return sorted(bands, key=lambda band: band.rssi, reverse=True)
+
+
+async def find_band(
+    target: str, *, timeout: float = 10.0, backend: BleakBackend | None = None
+) -> BLEDevice:
+    """The advertising device whose address or name is ``target`` (address match preferred)."""
+    wanted = target.lower()
+
+    def matches(device: BLEDevice, adv: AdvertisementData) -> bool:
+        name = (adv.local_name or device.name or "").lower()
+        return device.address.lower() == wanted or name == wanted
+
+    scanner_backend = backend.scanner if backend else None
+    device = await BleakScanner.find_device_by_filter(
+        matches, timeout=timeout, backend=scanner_backend
+    )
+    if device is None:
+        raise BandNotFoundError(
+            f"band {target!r} not found within {timeout:g} s: is it charged, near, and advertising "
+            "(not connected to a phone)? Run `companion scan` to list the bands in range."
+        )
+    logger.debug("found %s at %s", target, device.address)
+    return device
