@@ -1,0 +1,71 @@
+"""The layout's one-way arrows, checked on the source: who may import what."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# library -> the only places in the tree allowed to import it
+ALLOWED = {
+    "bleak": ("companion/ble/", "companion/sim/"),
+    "bleak_retry_connector": ("companion/ble/",),
+    "bumble": ("companion/sim/",),
+    "aiomqtt": ("companion/mqtt/",),
+    "amqtt": ("companion/mqtt/",),
+    "paho": ("companion/mqtt/",),
+    "rich": ("companion/cli.py", "companion/view.py"),
+    "construct": ("firmware_protocol/frames.py", "firmware_protocol/hrs.py"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(
+        p for package in ("companion", "firmware_protocol") for p in (ROOT / package).rglob("*.py")
+    )
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_module_imports_third_party_edges_only_where_the_layout_allows(path: Path) -> None:
+    relative = path.relative_to(ROOT).as_posix()
+    for library, places in ALLOWED.items():
+        if library in _imports(path):
+            assert relative.startswith(places), f"{relative} imports {library}; only {places} may"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in _sources() if "firmware_protocol" in p.parts], ids=lambda p: p.name
+)
+def test_firmware_protocol_never_imports_companion(path: Path) -> None:
+    assert "companion" not in _imports(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _sources() if p.parts[-2] == "companion" or "ble" in p.parts or "mqtt" in p.parts],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_library_code_never_prints(path: Path) -> None:
+    if path.name in ("cli.py", "__main__.py"):
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    calls = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    ]
+    assert calls == [], f"{path.name} prints on lines {calls}: log instead"
