@@ -1,1 +1,142 @@
-"""firmware_protocol: the companion band wire protocol, sans-I/O."""
+"""firmware_protocol: the companion band wire protocol, sans-I/O.
+
+Bytes in, typed messages and state out; no asyncio, no Bluetooth, no MQTT.
+The host library and any band firmware (the virtual band included) share it,
+so the two ends cannot drift apart. The byte layout is documented for
+firmware authors in ``vectors/PROTOCOL.md``, with golden vectors beside it.
+"""
+
+from __future__ import annotations
+
+from .band import BandInfo, BandProtocol, MotorAction
+from .enums import (
+    Button,
+    CueKind,
+    MessageType,
+    MotorFlags,
+    NackCode,
+    OpenIntEnum,
+    SessionStateCode,
+    StepKind,
+    StopCause,
+)
+from .errors import (
+    FrameError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    UnsupportedVersionError,
+)
+from .frames import (
+    Frame,
+    FrameFlags,
+    Reassembler,
+    decode_frame,
+    decode_plan,
+    encode_frame,
+    encode_plan,
+    fragment,
+)
+from .host import PROTOCOL_VERSION, CommandFailed, CommandResult, HostProtocol
+from .hrs import ContactStatus, HeartRateMeasurement
+from .messages import (
+    NO_PLAN_ID,
+    Ack,
+    Adjust,
+    BandEvent,
+    ButtonPressed,
+    Capabilities,
+    Command,
+    CueFired,
+    EventAck,
+    HeartRateSample,
+    Hello,
+    Message,
+    Nack,
+    Pause,
+    PlanChunk,
+    Reply,
+    Resume,
+    SessionState,
+    Skip,
+    Start,
+    Stop,
+    TimeSyncRequest,
+    TimeSyncResponse,
+)
+from .plan import DEFAULT_PATTERNS, Pattern, Pulse, WirePlan, WireStep, default_pattern, plan_id
+from .timeline import REST_STEP, STOPPED_CUE_ID, PlannedCue, Segment, Timeline, build_timeline
+from .timesync import ClockEstimate, TimeSyncSample, estimate_offset
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "NO_PLAN_ID",
+    "PROTOCOL_VERSION",
+    "REST_STEP",
+    "STOPPED_CUE_ID",
+    "Ack",
+    "Adjust",
+    "BandEvent",
+    "BandInfo",
+    "BandProtocol",
+    "Button",
+    "ButtonPressed",
+    "Capabilities",
+    "ClockEstimate",
+    "Command",
+    "CommandFailed",
+    "CommandResult",
+    "ContactStatus",
+    "CueFired",
+    "CueKind",
+    "EventAck",
+    "Frame",
+    "FrameError",
+    "FrameFlags",
+    "HeartRateMeasurement",
+    "HeartRateSample",
+    "Hello",
+    "HostProtocol",
+    "LocalProtocolError",
+    "Message",
+    "MessageType",
+    "MotorAction",
+    "MotorFlags",
+    "Nack",
+    "NackCode",
+    "OpenIntEnum",
+    "Pattern",
+    "Pause",
+    "PlanChunk",
+    "PlannedCue",
+    "ProtocolError",
+    "Pulse",
+    "Reassembler",
+    "RemoteProtocolError",
+    "Reply",
+    "Resume",
+    "Segment",
+    "SessionState",
+    "SessionStateCode",
+    "Skip",
+    "Start",
+    "StepKind",
+    "Stop",
+    "StopCause",
+    "TimeSyncRequest",
+    "TimeSyncResponse",
+    "TimeSyncSample",
+    "Timeline",
+    "UnsupportedVersionError",
+    "WirePlan",
+    "WireStep",
+    "build_timeline",
+    "decode_frame",
+    "decode_plan",
+    "default_pattern",
+    "encode_frame",
+    "encode_plan",
+    "estimate_offset",
+    "fragment",
+    "plan_id",
+]
