@@ -112,7 +112,7 @@ class GattLink:
             raise _translate(exc, f"reading {uuid}", self.address) from exc
 
     async def write(self, uuid: str, data: bytes, *, response: bool = True) -> None:
-        """Write ``data``; with ``response`` the band's ATT layer confirms it (and refuses unpaired)."""
+        """Write ``data``; with ``response`` the band confirms it (and refuses an unpaired link)."""
         try:
             await self._client.write_gatt_char(uuid, data, response=response)
         except (BleakError, TimeoutError) as exc:

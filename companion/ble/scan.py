@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
@@ -53,8 +54,8 @@ def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
 
 async def scan(*, timeout: float = 5.0, backend: BleakBackend | None = None) -> list[FoundBand]:
     """Every band heard within ``timeout`` seconds, strongest signal first."""
-    scanner_backend = backend.scanner if backend else None
-    heard = await BleakScanner.discover(timeout=timeout, return_adv=True, backend=scanner_backend)
+    extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
+    heard = await BleakScanner.discover(timeout=timeout, return_adv=True, **extra)
     bands = [found for device, adv in heard.values() if (found := _as_found(device, adv))]
     return sorted(bands, key=lambda band: band.rssi, reverse=True)
 
@@ -69,10 +70,8 @@ async def find_band(
         name = (adv.local_name or device.name or "").lower()
         return device.address.lower() == wanted or name == wanted
 
-    scanner_backend = backend.scanner if backend else None
-    device = await BleakScanner.find_device_by_filter(
-        matches, timeout=timeout, backend=scanner_backend
-    )
+    extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
+    device = await BleakScanner.find_device_by_filter(matches, timeout=timeout, **extra)
     if device is None:
         raise BandNotFoundError(
             f"band {target!r} not found within {timeout:g} s: is it charged, near, and advertising "

@@ -1,0 +1,274 @@
+"""A bleak backend that reaches Bumble devices through a Bumble central on a virtual link.
+
+``BleakScanner(..., backend=world.backend.scanner)`` and
+``BleakClient(..., backend=world.backend.client)`` then run plain bleak code,
+the same code that runs against an OS Bluetooth stack, against virtual bands.
+Errors are mapped the bleak 3.x way: an ATT error becomes
+``BleakGATTProtocolError(code)``, a Bumble timeout the builtin ``TimeoutError``,
+and a request cut short by a link drop a ``BleakError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient, NotifyCallback
+from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
+from bleak.uuids import normalize_uuid_str
+from bumble import core, hci
+from bumble.att import ATT_Error
+from bumble.core import AdvertisingData
+from bumble.device import Advertisement, Connection, Peer
+
+if TYPE_CHECKING:
+    from .world import VirtualWorld
+
+__all__ = ["SimClient", "SimScanner"]
+
+_T = TypeVar("_T")
+_PREFERRED_MTU = 247
+
+_PROPERTY_NAMES = (
+    (0x02, "read"),
+    (0x04, "write-without-response"),
+    (0x08, "write"),
+    (0x10, "notify"),
+    (0x20, "indicate"),
+)
+
+
+def _uuid(uuid: core.UUID) -> str:
+    return normalize_uuid_str(uuid.to_hex_str("-"))
+
+
+async def _gatt(operation: Awaitable[_T], what: str) -> _T:
+    """Run a Bumble GATT operation, with its failures as bleak errors."""
+    try:
+        return await operation
+    except ATT_Error as exc:
+        raise BleakGATTProtocolError(exc.error_code) from None
+    except core.TimeoutError:
+        raise TimeoutError(f"{what} timed out") from None
+    except asyncio.CancelledError:
+        # Bumble cancels a request pending when the link drops; that is not *our* cancellation.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise BleakError(f"{what} failed: the link dropped") from None
+    except core.BaseBumbleError as exc:
+        raise BleakError(f"{what} failed: {exc}") from None
+
+
+class SimScanner(BaseBleakScanner):
+    """Scanner backend: advertisements heard by the world's central."""
+
+    world: ClassVar[VirtualWorld]
+
+    def __init__(
+        self,
+        detection_callback: Any,
+        service_uuids: list[str] | None,
+        scanning_mode: str = "active",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(detection_callback, service_uuids)
+        self._active = scanning_mode != "passive"
+
+    async def start(self) -> None:
+        self.seen_devices = {}
+        central = await self.world.central()
+        central.on("advertisement", self._on_advertisement)
+        await central.start_scanning(active=self._active, filter_duplicates=False)
+
+    async def stop(self) -> None:
+        central = await self.world.central()
+        central.remove_listener("advertisement", self._on_advertisement)
+        with contextlib.suppress(core.BaseBumbleError):
+            await central.stop_scanning()
+
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        data = advertisement.data
+        name = data.get(AdvertisingData.COMPLETE_LOCAL_NAME) or data.get(
+            AdvertisingData.SHORTENED_LOCAL_NAME
+        )
+        uuids: list[str] = []
+        for kind in (
+            AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+        ):
+            uuids.extend(_uuid(u) for u in data.get(kind) or ())
+        address = str(advertisement.address).split("/")[0]
+        if self._service_uuids and not set(self._service_uuids) & set(uuids):
+            return
+        adv = AdvertisementData(
+            local_name=str(name) if name else None,
+            manufacturer_data={},
+            service_data={},
+            service_uuids=uuids,
+            tx_power=None,
+            rssi=self.world.rssi_of(address, advertisement.rssi),
+            platform_data=(advertisement,),
+        )
+        device = self.create_or_update_device(
+            address, address, adv.local_name, advertisement.address, adv
+        )
+        self.call_detection_callbacks(device, adv)
+
+
+class SimClient(BaseBleakClient):
+    """Client backend: one GATT connection from the world's central to a virtual band."""
+
+    world: ClassVar[VirtualWorld]
+
+    def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
+        super().__init__(address_or_ble_device, **kwargs)
+        self._connection: Connection | None = None
+        self._peer: Peer | None = None
+        self._subscriptions: dict[int, Callable[[bytes], None]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.address
+
+    @property
+    def mtu_size(self) -> int:
+        return self._connection.att_mtu if self._connection is not None else 23
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        central = await self.world.central()
+        address = hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS)
+        async with self.world.connect_lock:
+            try:
+                connection = await central.connect(address, timeout=self._timeout)
+            except core.TimeoutError:
+                raise BleakDeviceNotFoundError(
+                    self.address, f"virtual band {self.address} did not answer"
+                ) from None
+            except (hci.HCI_Error, core.BaseBumbleError) as exc:
+                raise BleakError(f"connecting to {self.address} failed: {exc}") from None
+        self._connection = connection
+        connection.on("disconnection", functools.partial(self._on_disconnection, connection))
+        peer = Peer(connection)
+        self._peer = peer
+        if central.keystore is not None and await central.keystore.get(
+            str(connection.peer_address)
+        ):
+            # Bonded before: an OS stack re-encrypts with the stored key, without a new pairing.
+            await _gatt(connection.encrypt(), "encryption")
+        await _gatt(
+            peer.request_mtu(self.world.mtu_for(self.address, _PREFERRED_MTU)), "MTU exchange"
+        )
+        self.services = await self._discover(peer)
+        if pair:
+            await self.pair()
+
+    async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
+        collection = BleakGATTServiceCollection()
+        for service in await _gatt(peer.discover_services(), "service discovery"):
+            bleak_service = BleakGATTService(service, service.handle, _uuid(service.uuid))
+            collection.add_service(bleak_service)
+            for char in await _gatt(service.discover_characteristics(), "discovery"):
+                properties = [name for bit, name in _PROPERTY_NAMES if char.properties & bit]
+                bleak_char = BleakGATTCharacteristic(
+                    char,
+                    char.handle,
+                    _uuid(char.uuid),
+                    properties,  # type: ignore[arg-type]
+                    lambda: self.mtu_size - 3,
+                    bleak_service,
+                )
+                collection.add_characteristic(bleak_char)
+                for descriptor in await _gatt(char.discover_descriptors(), "discovery"):
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(
+                            descriptor, descriptor.handle, _uuid(descriptor.type), bleak_char
+                        )
+                    )
+        return collection
+
+    def _on_disconnection(self, connection: Connection, _reason: int) -> None:
+        if self._connection is connection:
+            self._connection = None
+            self._peer = None
+            self._subscriptions.clear()
+            if self._disconnected_callback is not None:
+                self._disconnected_callback()
+
+    def _require_peer(self) -> Peer:
+        if self._peer is None:
+            raise BleakError(f"not connected to {self.address}")
+        return self._peer
+
+    async def disconnect(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        with contextlib.suppress(core.BaseBumbleError, hci.HCI_Error):
+            await connection.disconnect()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        connection = self._connection
+        if connection is None:
+            raise BleakError(f"not connected to {self.address}")
+        await _gatt(connection.pair(), "pairing")
+
+    async def unpair(self) -> None:
+        central = await self.world.central()
+        if central.keystore is not None:
+            with contextlib.suppress(KeyError):
+                await central.keystore.delete(hci.Address(self.address).to_string(False))
+
+    async def read_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_peer()
+        return bytearray(await _gatt(peer.read_value(characteristic.obj), "read"))
+
+    async def read_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_peer()
+        return bytearray(await _gatt(peer.read_value(descriptor.obj), "read"))
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
+    ) -> None:
+        peer = self._require_peer()
+        await _gatt(
+            peer.write_value(characteristic.obj, bytes(data), with_response=response), "write"
+        )
+
+    async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
+        peer = self._require_peer()
+        await _gatt(peer.write_value(descriptor.obj, bytes(data), with_response=True), "write")
+
+    async def start_notify(
+        self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
+    ) -> None:
+        peer = self._require_peer()
+
+        def forward(value: bytes) -> None:
+            callback(bytearray(value))
+
+        self._subscriptions[characteristic.handle] = forward
+        await _gatt(peer.subscribe(characteristic.obj, forward), "subscribe")
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        peer = self._require_peer()
+        forward = self._subscriptions.pop(characteristic.handle, None)
+        await _gatt(peer.unsubscribe(characteristic.obj, forward), "unsubscribe")

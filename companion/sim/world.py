@@ -1,0 +1,119 @@
+"""VirtualWorld: a virtual link with bands on it, and the bleak backend that reaches them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Self
+
+from bumble import hci
+from bumble.device import Device, DeviceConfiguration
+from bumble.host import Host
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.transport.common import AsyncPipeSink
+
+from ..ble.backend import BleakBackend
+from .backend import SimClient, SimScanner
+from .band import VirtualBand, VirtualBandConfig, random_static_address
+from .controller import SimController, SimLink
+
+__all__ = ["VirtualWorld"]
+
+# Bumble logs ~33 DEBUG records per GATT round trip: quiet unless asked.
+logging.getLogger("bumble").setLevel(logging.WARNING)
+
+
+class _HostDelegate(PairingDelegate):
+    """The host side of numeric comparison: the user confirms the six digits."""
+
+    def __init__(self) -> None:
+        super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        return True
+
+
+class VirtualWorld:
+    """``async with VirtualWorld() as world``: bands on a virtual link, reached through bleak.
+
+    The world plays the host's Bluetooth adapter too: one central (like one OS
+    adapter) that every bleak client of this world shares, so bonds survive
+    reconnects as they do on a laptop.
+    """
+
+    def __init__(self, *, name: str = "host") -> None:
+        self.link = SimLink()
+        self.bands: list[VirtualBand] = []
+        self.connect_lock = asyncio.Lock()
+        self._name = name
+        self._central: Device | None = None
+        self._central_controller: SimController | None = None
+        self.backend = BleakBackend(
+            scanner=type("WorldScanner", (SimScanner,), {"world": self}),
+            client=type("WorldClient", (SimClient,), {"world": self}),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def add_band(self, config: VirtualBandConfig | None = None) -> VirtualBand:
+        """Put a new band on the link, powered on and advertising."""
+        band = VirtualBand(self.link, config or VirtualBandConfig())
+        await band.start()
+        self.bands.append(band)
+        return band
+
+    async def central(self) -> Device:
+        """The host's adapter on this link (created on first use)."""
+        if self._central is None:
+            controller = SimController(self._name, link=self.link)
+            address = random_static_address(f"host:{self._name}")
+            device = Device(
+                config=DeviceConfiguration(
+                    name=self._name,
+                    address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS),
+                ),
+                host=Host(controller, AsyncPipeSink(controller)),
+            )
+            device.pairing_config_factory = lambda _c: PairingConfig(
+                sc=True, mitm=True, bonding=True, delegate=_HostDelegate()
+            )
+            await device.power_on()
+            self._central, self._central_controller = device, controller
+        return self._central
+
+    def band_at(self, address: str) -> VirtualBand | None:
+        """The band with this address, if it is on this link."""
+        return next((b for b in self.bands if b.address == address.upper()), None)
+
+    def rssi_of(self, address: str, heard: int) -> int:
+        """The signal strength a band is heard at (its configured RSSI)."""
+        band = self.band_at(address)
+        return band.config.rssi if band is not None else heard
+
+    def mtu_for(self, address: str, preferred: int) -> int:
+        """The MTU to request from a band: the host's preference, capped by the band."""
+        band = self.band_at(address)
+        return min(preferred, band.config.mtu) if band is not None else preferred
+
+    async def close(self) -> None:
+        """Tear everything down so no timer outlives the world."""
+        for band in self.bands:
+            await band.close()
+        self.bands.clear()
+        if self._central is not None:
+            with contextlib.suppress(Exception):
+                await self._central.power_off()
+            if self._central_controller is not None:
+                self.link.remove_controller(self._central_controller)
+            self._central = None
