@@ -66,6 +66,8 @@ def test_library_code_never_prints(path: Path) -> None:
     calls = [
         node.lineno
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
     ]
     assert calls == [], f"{path.name} prints on lines {calls}: log instead"

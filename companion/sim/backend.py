@@ -50,18 +50,29 @@ def _uuid(uuid: core.UUID) -> str:
     return normalize_uuid_str(uuid.to_hex_str("-"))
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an orphaned request's failure is expected, not news
+
+
 async def _gatt(operation: Awaitable[_T], what: str) -> _T:
-    """Run a Bumble GATT operation, with its failures as bleak errors."""
+    """Run a Bumble GATT operation, with its failures as bleak errors.
+
+    The request is shielded: cancelling the caller must not cancel Bumble's
+    pending-response future, or the band's late answer hits a cancelled future
+    inside Bumble (InvalidStateError in its ATT client).
+    """
+    request = asyncio.ensure_future(operation)
+    request.add_done_callback(_retrieve)
     try:
-        return await operation
+        return await asyncio.shield(request)
     except ATT_Error as exc:
         raise BleakGATTProtocolError(exc.error_code) from None
     except core.TimeoutError:
         raise TimeoutError(f"{what} timed out") from None
     except asyncio.CancelledError:
         # Bumble cancels a request pending when the link drops; that is not *our* cancellation.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if not request.cancelled():
             raise
         raise BleakError(f"{what} failed: the link dropped") from None
     except core.BaseBumbleError as exc:

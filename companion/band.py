@@ -1,0 +1,599 @@
+"""Band: the async client of one companion band.
+
+``async with Band.connect("Companion Band") as band`` scans, connects, pairs
+when the band asks for it, says HELLO (checking the protocol version), reads
+who the band is and syncs clocks. From then on one driver task owns the
+protocol state machine: notifications go in, the timer ticks it, and the
+fragments it wants sent are written in order. Commands are awaited as
+requests; band events come out of :meth:`Band.events` exactly once, in order,
+even across link drops, because the band replays what the host has not
+acknowledged and the state machine drops duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Final, Self
+
+import firmware_protocol as fp
+from firmware_protocol import gatt
+
+from .ble.backend import BleakBackend
+from .ble.link import GattLink
+from .ble.scan import find_band
+from .clock import Clock, LoopClock
+from .errors import (
+    CommandError,
+    CompanionError,
+    IncompatibleBandError,
+    LinkLostError,
+    PairingRequiredError,
+)
+from .events import (
+    BandStateChanged,
+    Battery,
+    ButtonPressed,
+    CueFired,
+    Event,
+    HeartRate,
+    LinkDown,
+    LinkUp,
+    TimeSynced,
+)
+from .plan import Plan
+from .state import DeviceInfo
+
+__all__ = ["Band"]
+
+logger = logging.getLogger(__name__)
+
+_RR_UNITS_PER_S: Final = 1024
+_PLAN_CHUNK_BYTES: Final = 128  # one command per chunk: small enough for any band's frame buffer
+_TIME_SYNC_SAMPLES: Final = 8
+_RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
+_MIN_ADJUST_US: Final = 20  # below the sync's own resolution: not worth a command
+
+
+class _Closed:
+    """Marks the end of the event stream (the band was closed or lost for good)."""
+
+    def __init__(self, error: CompanionError | None) -> None:
+        self.error = error
+
+
+def _band_id(serial: str, address: str) -> str:
+    """A stable id that is safe in MQTT topics and Home Assistant ids ([a-zA-Z0-9_-])."""
+    raw = serial or address
+    return re.sub(r"[^a-zA-Z0-9_-]", "", raw.replace(":", "").replace("/", "-")).lower() or "band"
+
+
+class Band:
+    """One connected companion band; build it with :meth:`Band.connect`."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        backend: BleakBackend | None = None,
+        clock: Clock | None = None,
+        pair: bool = True,
+        scan_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        reconnect_for: float = 300.0,
+    ) -> None:
+        self.target = target
+        self._backend = backend
+        self._clock = clock or LoopClock()
+        self._pair_allowed = pair
+        self._scan_timeout = scan_timeout
+        self._request_timeout = request_timeout
+        self._reconnect_for = reconnect_for
+
+        self._protocol = fp.HostProtocol(first_seq=random.randrange(1, 0xFFFF))
+        self._link: GattLink | None = None
+        self._link_up = False
+        self._closing = False
+        self._paired_once = False
+        self._pending: dict[int, asyncio.Future[fp.CommandResult | fp.CommandFailed]] = {}
+        self._inbox: list[bytes] = []
+        self._wake = asyncio.Event()
+        self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._offset_us = 0
+        self._plan_on_band: bytes | None = None
+        # The running timeline's anchor, for drift correction: START's host and band times,
+        # and how far it has been adjusted since.
+        self._anchor: tuple[float, int] | None = None
+        self._adjusted_us = 0
+        self.capabilities: fp.Capabilities | None = None
+        self.info = DeviceInfo(band_id=_band_id("", target), name=target, address=target)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        backend: BleakBackend | None = None,
+        clock: Clock | None = None,
+        pair: bool = True,
+        scan_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        reconnect_for: float = 300.0,
+    ) -> Band:
+        """A band to use as ``async with Band.connect(name_or_address) as band``.
+
+        ``backend`` reaches a virtual band (see :mod:`companion.sim`); ``clock``
+        is the host's time source (a fast one makes demos and tests quick);
+        ``reconnect_for`` is how long a dropped link is retried before the
+        event stream ends with :class:`LinkLostError`.
+        """
+        return cls(
+            target,
+            backend=backend,
+            clock=clock,
+            pair=pair,
+            scan_timeout=scan_timeout,
+            request_timeout=request_timeout,
+            reconnect_for=reconnect_for,
+        )
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._open_link()
+            self._spawn(self._drive())
+            await self._hello()
+            await self._read_device_info()
+            await self.sync_time()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Disconnect and stop every task of this band (the band itself keeps running)."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._link is not None:
+            await self._link.close()
+        self._link_up = False
+        self._fail_pending(LinkLostError("the band was closed while a command was pending"))
+        self._events.put_nowait(_Closed(None))
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- public API --------------------------------------------------------------
+
+    @property
+    def band_id(self) -> str:
+        """Stable, topic-safe id of this band (from its serial number)."""
+        return self.info.band_id
+
+    @property
+    def clock(self) -> Clock:
+        """The host clock every time in this band's events is measured on."""
+        return self._clock
+
+    @property
+    def link_up(self) -> bool:
+        """Whether the BLE link is up right now (the band runs on without it)."""
+        return self._link_up
+
+    @property
+    def offset_us(self) -> int:
+        """Latest estimate of band clock minus host clock, in microseconds."""
+        return self._offset_us
+
+    def to_host_time(self, band_us: int) -> float:
+        """A band-clock time as host-clock seconds, with the latest sync estimate."""
+        return (band_us - self._offset_us) / 1_000_000
+
+    def to_band_time(self, host_s: float) -> int:
+        """A host-clock time as band-clock microseconds."""
+        return round(host_s * 1_000_000) + self._offset_us
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Band events, in order, each once: cues, band state, heart rate, buttons, link.
+
+        There is one stream per band: a :class:`~companion.session.Session`
+        normally consumes it and fans it out. It ends when the band is closed,
+        and raises :class:`LinkLostError` if the link could not be restored.
+        """
+        while True:
+            item = await self._events.get()
+            if isinstance(item, _Closed):
+                self._events.put_nowait(item)  # every later reader ends too
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    async def push_plan(self, plan: Plan) -> bool:
+        """Send ``plan`` to the band; False when the band already holds it (nothing sent)."""
+        capabilities = self._require_capabilities()
+        plan.check_fits(capabilities)
+        data = fp.encode_plan(plan.to_wire())
+        plan_id = fp.plan_id(data)
+        if self._plan_on_band == plan_id:
+            logger.info("band %s already holds plan %s", self.band_id, plan_id.hex())
+            return False
+        for offset in range(0, len(data), _PLAN_CHUNK_BYTES):
+            chunk = data[offset : offset + _PLAN_CHUNK_BYTES]
+            await self._request(fp.PlanChunk(plan_id, len(data), offset, chunk))
+        self._plan_on_band = plan_id
+        logger.info("pushed plan %s (%d bytes) to %s", plan_id.hex(), len(data), self.band_id)
+        return True
+
+    async def sync_time(self, samples: int = _TIME_SYNC_SAMPLES) -> fp.ClockEstimate:
+        """Estimate band clock minus host clock from ``samples`` NTP-style exchanges."""
+        taken: list[fp.TimeSyncSample] = []
+        for _ in range(samples):
+            result = await self._request_result(fp.TimeSyncRequest(self._clock.now_us()))
+            reply = result.reply
+            if not isinstance(reply, fp.TimeSyncResponse):
+                raise CommandError(f"band answered time sync with {reply!r}", code=-1)
+            taken.append(
+                fp.TimeSyncSample(
+                    reply.host_send_us,
+                    reply.band_receive_us,
+                    reply.band_send_us,
+                    result.received_us,
+                )
+            )
+        estimate = fp.estimate_offset(taken)
+        self._offset_us = estimate.offset_us
+        self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
+        await self._correct_drift()
+        return estimate
+
+    async def _correct_drift(self) -> None:
+        """Keep the band's timeline on the host's clock: a band crystal may be 50 ppm off,
+        which is 75 ms over a 25-minute workout; after each sync the rest of the timeline is
+        moved by what the band's clock drifted since the last correction."""
+        if self._anchor is None:
+            return
+        start_host, start_band_us = self._anchor
+        wanted = self.to_band_time(start_host) - start_band_us
+        delta = wanted - self._adjusted_us
+        if abs(delta) < _MIN_ADJUST_US:
+            return
+        try:
+            await self._request(fp.Adjust(delta))
+        except CommandError as exc:
+            logger.debug("drift correction refused (the session just ended?): %s", exc)
+            return
+        self._adjusted_us += delta
+
+    async def start(self, *, lead_s: float = 0.5) -> float:
+        """Start the pushed plan ``lead_s`` from now; returns the start in host-clock seconds.
+
+        The band runs the timeline from its own clock after this: every cue
+        fires on time even if the link drops right after.
+        """
+        if self._plan_on_band is None:
+            raise CompanionError("no plan on the band: call push_plan(plan) before start()")
+        start = self._clock.now() + lead_s
+        start_band_us = self.to_band_time(start)
+        await self._request(fp.Start(self._plan_on_band, start_band_us))
+        self._anchor, self._adjusted_us = (start, start_band_us), 0
+        return start
+
+    async def pause(self) -> None:
+        """Pause the timeline on the band (cues stop until :meth:`resume`)."""
+        await self._request(fp.Pause())
+
+    async def resume(self) -> None:
+        """Resume the timeline, shifted by the time spent paused."""
+        await self._request(fp.Resume())
+
+    async def stop(self) -> None:
+        """End the session on the band at once; it plays the "stopped" pattern."""
+        await self._request(fp.Stop())
+
+    async def skip(self) -> None:
+        """Jump to the next step."""
+        await self._request(fp.Skip())
+
+    # -- requests ----------------------------------------------------------------
+
+    def _require_capabilities(self) -> fp.Capabilities:
+        if self.capabilities is None:
+            raise CompanionError("the band has not said HELLO yet: use `async with Band.connect()`")
+        return self.capabilities
+
+    async def _request(self, command: fp.Command) -> fp.Reply:
+        result = await self._request_result(command)
+        reply = result.reply
+        if isinstance(reply, fp.Nack):
+            name = type(command).__name__
+            raise CommandError(
+                f"band refused {name}: {reply.code.name.lower()} {reply.detail}".rstrip(),
+                code=int(reply.code),
+            )
+        return reply
+
+    async def _request_result(self, command: fp.Command) -> fp.CommandResult:
+        seq = self._protocol.send_command(command, self._clock.now_us())
+        future: asyncio.Future[fp.CommandResult | fp.CommandFailed] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[seq] = future
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                outcome = await future
+        except TimeoutError:
+            raise LinkLostError(
+                f"band {self.target} did not answer {type(command).__name__} within "
+                f"{self._request_timeout:g} s: is it still in range?"
+            ) from None
+        finally:
+            self._pending.pop(seq, None)
+        if isinstance(outcome, fp.CommandFailed):
+            raise LinkLostError(
+                f"band {self.target} never acknowledged {type(command).__name__} "
+                f"after {outcome.attempts} attempts"
+            )
+        return outcome
+
+    def _fail_pending(self, error: CompanionError) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    # -- connection --------------------------------------------------------------
+
+    async def _open_link(self) -> None:
+        device = await find_band(self.target, timeout=self._scan_timeout, backend=self._backend)
+        link = await GattLink.open(device, backend=self._backend, on_disconnect=self._on_disconnect)
+        if not link.has_characteristic(gatt.CONTROL_CHAR_UUID):
+            await link.close()
+            raise IncompatibleBandError(
+                f"{self.target} ({device.address}) has no companion service: it is not a "
+                "companion band (a standard heart-rate strap can still be read with "
+                "`companion scan` to check what it offers)"
+            )
+        self._link = link
+        await self._subscribe(link)
+        self._link_up = True
+        self._protocol.connection_made(link.mtu, self._clock.now_us())
+        self._wake.set()
+
+    async def _subscribe(self, link: GattLink) -> None:
+        try:
+            await link.subscribe(gatt.EVENTS_CHAR_UUID, self._on_fragment)
+        except PairingRequiredError:
+            await self._pair(link)
+            await link.subscribe(gatt.EVENTS_CHAR_UUID, self._on_fragment)
+        if link.has_characteristic(gatt.BATTERY_LEVEL_UUID):
+            await link.subscribe(gatt.BATTERY_LEVEL_UUID, self._on_battery)
+
+    async def _pair(self, link: GattLink) -> None:
+        if not self._pair_allowed:
+            raise PairingRequiredError(
+                f"band {link.address} requires pairing: run `companion pair {link.address}` "
+                "once, or connect with pair=True"
+            )
+        logger.info("pairing with %s", link.address)
+        await link.pair()
+        self._paired_once = True
+
+    def _on_disconnect(self) -> None:
+        if not self._link_up:
+            return
+        self._link_up = False
+        self._protocol.connection_lost()
+        if self._closing:
+            return
+        logger.warning("link to %s dropped; the band keeps running, reconnecting", self.target)
+        self._emit(LinkDown(self._clock.now(), "link dropped"))
+        self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        deadline = self._clock.now() + self._reconnect_for
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._open_link()
+            except PairingRequiredError as exc:
+                self._end(exc)
+                return
+            except CompanionError as exc:
+                if self._clock.now() >= deadline:
+                    self._end(
+                        LinkLostError(
+                            f"band {self.target} stayed out of reach for "
+                            f"{self._reconnect_for:g} s ({exc}); the session on the band may "
+                            "still be running"
+                        )
+                    )
+                    return
+                delay = _RECONNECT_BACKOFF_S[min(attempt, len(_RECONNECT_BACKOFF_S) - 1)]
+                attempt += 1
+                logger.info(
+                    "reconnect to %s failed (%s); retrying in %g s", self.target, exc, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._emit(LinkUp(self._clock.now()))
+            try:
+                await self._hello()  # a rebooted band says so here (new boot id, no plan)
+                await self.sync_time()
+            except CompanionError as exc:
+                logger.info("resync after reconnect failed (%s); the link will be retried", exc)
+            return
+
+    def _end(self, error: CompanionError) -> None:
+        self._fail_pending(error)
+        self._events.put_nowait(_Closed(error))
+
+    async def _hello(self) -> None:
+        reply = await self._request(fp.Hello(fp.PROTOCOL_VERSION, fp.PROTOCOL_VERSION))
+        if not isinstance(reply, fp.Capabilities):
+            raise IncompatibleBandError(f"band answered HELLO with {type(reply).__name__}")
+        if reply.protocol_version != fp.PROTOCOL_VERSION:
+            raise IncompatibleBandError(
+                f"band speaks protocol v{reply.protocol_version}, this host v"
+                f"{fp.PROTOCOL_VERSION}: update companion (pip install -U companion) or the "
+                "band's firmware"
+            )
+        if self.capabilities is not None and reply.boot_id != self.capabilities.boot_id:
+            logger.warning("band %s rebooted: its plan and session are gone", self.target)
+            self._anchor = None
+        self.capabilities = reply
+        held = reply.plan_id
+        self._plan_on_band = held if any(held) else None
+
+    async def _read_device_info(self) -> None:
+        assert self._link is not None
+        fields: dict[str, str] = {}
+        for key, uuid in (
+            ("manufacturer", gatt.MANUFACTURER_NAME_UUID),
+            ("model", gatt.MODEL_NUMBER_UUID),
+            ("firmware", gatt.FIRMWARE_REVISION_UUID),
+            ("serial", gatt.SERIAL_NUMBER_UUID),
+        ):
+            if self._link.has_characteristic(uuid):
+                fields[key] = (await self._link.read(uuid)).decode("utf-8", "replace").strip("\0 ")
+        serial = fields.get("serial", "")
+        self.info = DeviceInfo(
+            band_id=_band_id(serial, self._link.address),
+            name=self.target,
+            address=self._link.address,
+            manufacturer=fields.get("manufacturer", ""),
+            model=fields.get("model", ""),
+            firmware=fields.get("firmware", ""),
+            serial=serial,
+        )
+        if self._link.has_characteristic(gatt.BATTERY_LEVEL_UUID):
+            self._on_battery(await self._link.read(gatt.BATTERY_LEVEL_UUID))
+
+    # -- the driver: the only code that touches the protocol state machine -------
+
+    def _on_fragment(self, data: bytes) -> None:
+        self._inbox.append(data)
+        self._wake.set()
+
+    def _on_battery(self, data: bytes) -> None:
+        if data:
+            self._emit(Battery(data[0]))
+
+    async def _drive(self) -> None:
+        while True:
+            await self._wait_for_work()
+            now = self._clock.now_us()
+            inbox, self._inbox = self._inbox, []
+            for fragment in inbox:
+                try:
+                    self._protocol.receive_data(fragment, now)
+                except fp.ProtocolError as exc:
+                    logger.warning("dropped a malformed frame from %s: %s", self.target, exc)
+            self._protocol.tick(now)
+            self._dispatch()
+            await self._flush()
+
+    async def _wait_for_work(self) -> None:
+        if self._inbox:
+            return
+        deadline_us = self._protocol.next_deadline_us()
+        if deadline_us is None:
+            await self._wake.wait()
+        else:
+            waiter = asyncio.ensure_future(self._wake.wait())
+            timer = asyncio.ensure_future(self._clock.sleep_until(deadline_us / 1_000_000))
+            try:
+                await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                timer.cancel()
+        self._wake.clear()
+
+    async def _flush(self) -> None:
+        fragments = self._protocol.data_to_send()
+        link = self._link
+        if not fragments or link is None or not self._link_up:
+            return  # while the link is down the state machine retransmits after reconnect
+        for fragment in fragments:
+            try:
+                await link.write(gatt.CONTROL_CHAR_UUID, fragment)
+            except PairingRequiredError as exc:
+                if self._paired_once or not self._pair_allowed:
+                    self._end(exc)
+                    return
+                try:
+                    await self._pair(link)
+                    await link.write(gatt.CONTROL_CHAR_UUID, fragment)
+                except CompanionError as pairing_error:
+                    self._end(pairing_error)
+                    return
+            except LinkLostError as exc:
+                logger.debug("write to %s lost: %s", self.target, exc)
+                return
+
+    def _dispatch(self) -> None:
+        while (item := self._protocol.next_event()) is not None:
+            if isinstance(item, fp.CommandResult | fp.CommandFailed):
+                future = self._pending.get(item.seq)
+                if future is not None and not future.done():
+                    future.set_result(item)
+            else:
+                self._emit(self._convert(item))
+
+    def _convert(self, event: fp.BandEvent) -> Event:
+        t = self.to_host_time(event.band_time_us)
+        match event:
+            case fp.CueFired():
+                return CueFired(
+                    cue_id=event.cue_id,
+                    kind=event.kind.name.lower(),
+                    round=event.round,
+                    step_index=event.step_index,
+                    planned=self.to_host_time(event.planned_us),
+                    fired=self.to_host_time(event.fired_us),
+                )
+            case fp.SessionState():
+                if event.state in (fp.SessionStateCode.DONE, fp.SessionStateCode.STOPPED):
+                    self._anchor = None
+                return BandStateChanged(
+                    state=event.state.name.lower(),
+                    round=event.round,
+                    step_index=event.step_index,
+                    shift_s=event.shift_us / 1_000_000,
+                    cause="" if event.cause == fp.StopCause.NONE else event.cause.name.lower(),
+                    t=t,
+                )
+            case fp.HeartRateSample():
+                return HeartRate(
+                    bpm=event.bpm,
+                    t=t,
+                    rr_ms=tuple(rr * 1000 / _RR_UNITS_PER_S for rr in event.rr_1024),
+                    contact=event.contact,
+                )
+            case fp.ButtonPressed():
+                return ButtonPressed(event.button.name.lower(), t)
+        raise AssertionError(f"unhandled band event {event!r}")
+
+    def _emit(self, event: Event) -> None:
+        self._events.put_nowait(event)
