@@ -157,6 +157,11 @@ class Session:
         """Where the session is now."""
         return self._mirror.phase
 
+    @property
+    def finished(self) -> bool:
+        """Whether the session has ended (done, stopped or the link lost for good)."""
+        return self._finished.is_set()
+
     def events(self) -> AsyncIterator[SessionEvent]:
         """Every event of this session from the first, in order; ends when the session ends.
 

@@ -1,0 +1,124 @@
+"""Home Assistant MQTT discovery: one retained device message per band.
+
+Home Assistant (2024.12 and later) reads ``homeassistant/device/<id>/config``
+and creates a device with one entity per component. Every entity reads the
+relay's retained ``state`` topic (buttons write to ``cmd``) and follows the
+``availability`` topic, so a crashed host shows every entity unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from .. import __version__
+from ..state import DeviceInfo, SessionPhase
+from .topics import COMMANDS, OFFLINE, ONLINE, Topics
+
+__all__ = ["DISCOVERY_ROOT", "discovery_payload", "discovery_topic"]
+
+DISCOVERY_ROOT: Final = "homeassistant"
+_QOS: Final = 1  # not inherited from the device level: set on each component
+
+
+def discovery_topic(band_id: str, root: str = DISCOVERY_ROOT) -> str:
+    """The retained config topic; an empty retained payload there removes the device."""
+    return f"{root}/device/companion_{band_id}/config"
+
+
+def _sensor(key: str, name: str, template: str, **options: Any) -> dict[str, Any]:
+    return {"p": "sensor", "name": name, "value_template": template, **options, "_key": key}
+
+
+def _components(band_id: str, topics: Topics) -> dict[str, dict[str, Any]]:
+    sensors = [
+        _sensor(
+            "heart_rate",
+            "Heart rate",
+            "{{ value_json.heart_rate }}",
+            unit_of_measurement="bpm",
+            state_class="measurement",
+            icon="mdi:heart-pulse",
+        ),
+        _sensor("exercise", "Exercise", "{{ value_json.exercise }}", icon="mdi:run"),
+        _sensor("tip", "Tip", "{{ value_json.tip }}", icon="mdi:lightbulb-outline"),
+        _sensor("next", "Next exercise", "{{ value_json.next }}", icon="mdi:skip-next"),
+        _sensor("round", "Round", "{{ value_json.round }}", icon="mdi:repeat"),
+        _sensor(
+            "time_left",
+            "Time left",
+            "{{ value_json.time_left_s }}",
+            device_class="duration",
+            unit_of_measurement="s",
+        ),
+        _sensor(
+            "session_state",
+            "Session state",
+            "{{ value_json.state }}",
+            device_class="enum",
+            options=[phase.value for phase in SessionPhase],
+        ),
+        _sensor(
+            "battery",
+            "Battery",
+            "{{ value_json.battery }}",
+            device_class="battery",
+            unit_of_measurement="%",
+            state_class="measurement",
+        ),
+        {
+            "p": "binary_sensor",
+            "name": "Link",
+            "device_class": "connectivity",
+            "value_template": "{{ value_json.link }}",
+            "payload_on": "up",
+            "payload_off": "down",
+            "_key": "link",
+        },
+    ]
+    buttons = [
+        {
+            "p": "button",
+            "name": command.capitalize(),
+            "command_topic": topics.cmd,
+            "payload_press": command,
+            "_key": command,
+        }
+        for command in COMMANDS
+        if command != "skip"
+    ]
+    components: dict[str, dict[str, Any]] = {}
+    for component in sensors + buttons:
+        key = component.pop("_key")
+        component["unique_id"] = f"companion_{band_id}_{key}"
+        component["default_entity_id"] = f"{component['p']}.companion_{band_id}_{key}"
+        component["qos"] = _QOS
+        if component["p"] != "button":
+            component["state_topic"] = topics.state
+        components[key] = component
+    return components
+
+
+def discovery_payload(device: DeviceInfo, topics: Topics) -> bytes:
+    """The device discovery message for one band (retain it)."""
+    band_id = device.band_id
+    ha_device: dict[str, Any] = {
+        "ids": [f"companion_{band_id}"],
+        "name": device.name or f"Band {band_id}",
+        "mf": device.manufacturer or "unknown",
+        "mdl": device.model or "BLE band",
+        "sw": device.firmware or "unknown",
+    }
+    if device.serial:
+        ha_device["sn"] = device.serial
+    if device.address and ":" in device.address:
+        ha_device["cns"] = [["bluetooth", device.address.lower()]]
+    payload = {
+        "dev": ha_device,
+        "o": {"name": "companion", "sw": __version__},
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "cmps": _components(band_id, topics),
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()

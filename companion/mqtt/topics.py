@@ -1,0 +1,159 @@
+"""The relay's topic tree and the JSON on each topic.
+
+Under a prefix (default ``companion/<band id>``)::
+
+    state         retained  the live session (see :func:`state_payload`)
+    event         QoS 1     every session event (see :func:`event_payload`)
+    hr            QoS 0     one heart-rate sample per message (optional)
+    availability  retained  "online" / "offline" (the last will)
+    cmd           inbound   start, pause, resume, stop, skip
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..events import HeartRate, SessionEvent, event_to_dict
+from ..state import SessionSnapshot
+
+__all__ = [
+    "COMMANDS",
+    "OFFLINE",
+    "ONLINE",
+    "SCHEMA_VERSION",
+    "Topics",
+    "event_payload",
+    "heart_rate_payload",
+    "parse_command",
+    "state_payload",
+]
+
+SCHEMA_VERSION: Final = 1
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+COMMANDS: Final = ("start", "pause", "resume", "stop", "skip")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic of one band under ``prefix``."""
+
+    prefix: str
+
+    @classmethod
+    def for_band(cls, band_id: str, root: str = "companion") -> Topics:
+        """The default tree: ``<root>/<band id>/...``."""
+        return cls(f"{root.rstrip('/')}/{band_id}")
+
+    @property
+    def state(self) -> str:
+        return f"{self.prefix}/state"
+
+    @property
+    def event(self) -> str:
+        return f"{self.prefix}/event"
+
+    @property
+    def hr(self) -> str:
+        return f"{self.prefix}/hr"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.prefix}/availability"
+
+    @property
+    def cmd(self) -> str:
+        return f"{self.prefix}/cmd"
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_payload(event: SessionEvent) -> bytes:
+    """``{"schema": 1, "band_id", "session_id", "number", "time", "type", ...fields}``.
+
+    ``number`` grows by one per event within a session: subscribers drop a
+    message whose ``(band_id, session_id, number)`` they have already seen,
+    because delivery is at least once.
+    """
+    fields = event_to_dict(event.event)
+    return _dumps(
+        {
+            "schema": SCHEMA_VERSION,
+            "band_id": event.band_id,
+            "session_id": event.session_id,
+            "number": event.number,
+            "time": event.at.isoformat(),
+            **fields,
+        }
+    )
+
+
+def state_payload(snapshot: SessionSnapshot, *, include_heart_rate: bool = True) -> bytes:
+    """The retained state: what a dashboard shows, readable without any history.
+
+    ``heart_rate`` is ``null`` when there is no fresh sample (never a stale
+    value shown as live) or when heart rate publishing is turned off.
+    """
+    return _dumps(
+        {
+            "schema": SCHEMA_VERSION,
+            "band_id": snapshot.band_id,
+            "session_id": snapshot.session_id,
+            "plan": snapshot.plan,
+            "state": snapshot.phase.value,
+            "exercise": snapshot.exercise,
+            "tip": snapshot.tip,
+            "next": snapshot.next_exercise,
+            "round": snapshot.round,
+            "rounds": snapshot.rounds,
+            "step": snapshot.step_index + 1,
+            "steps": snapshot.step_count,
+            "time_left_s": round(snapshot.step_remaining_s, 1),
+            "elapsed_s": round(snapshot.elapsed_s, 1),
+            "total_s": round(snapshot.total_s, 1),
+            "heart_rate": snapshot.heart_rate if include_heart_rate else None,
+            "battery": snapshot.battery,
+            "link": "up" if snapshot.link_up else "down",
+        }
+    )
+
+
+def heart_rate_payload(event: SessionEvent, sample: HeartRate) -> bytes:
+    """One sample on ``hr``: ``{"bpm", "rr_ms", "contact", "time"}``."""
+    return _dumps(
+        {
+            "bpm": sample.bpm,
+            "rr_ms": list(sample.rr_ms),
+            "contact": sample.contact,
+            "time": event.at.isoformat(),
+        }
+    )
+
+
+def parse_command(payload: bytes) -> str:
+    """The command in a ``cmd`` message: ``pause`` or ``{"command": "pause"}``.
+
+    Raises ``ValueError`` with the reason for anything else.
+    """
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError("the payload is not UTF-8 text") from None
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the payload is not valid JSON: {exc.msg}") from None
+        command = data.get("command") if isinstance(data, dict) else None
+        if not isinstance(command, str):
+            raise ValueError('a JSON command needs a "command" string, e.g. {"command": "pause"}')
+        text = command
+    word = text.lower()
+    if word not in COMMANDS:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"unknown command {shown!r}; send one of {', '.join(COMMANDS)}")
+    return word
