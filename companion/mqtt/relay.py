@@ -80,10 +80,28 @@ def _new_client(
     return client
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiomqtt.MqttCodeError) and exc.rc in (4, 5, 134, 135):
-        return "the broker refused the username or password"
-    return str(exc) or type(exc).__name__
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _refused_login(exc: BaseException) -> bool:
+    return isinstance(exc, aiomqtt.MqttCodeError) and exc.rc in (4, 5, 134, 135)
+
+
+def _connect_error(config: BrokerConfig, exc: BaseException | None, waited_s: float) -> BrokerError:
+    if exc is not None and _refused_login(exc):
+        return BrokerError(
+            f"the MQTT broker at {config.url} refused the username or password: "
+            "check them in the URL (mqtt://USER:PASSWORD@HOST:PORT)"
+        )
+    reason = (str(exc) or type(exc).__name__) if exc else f"no answer in {waited_s:g} s"
+    return BrokerError(
+        f"cannot reach the MQTT broker at {config.url}: {reason}. Start the broker or "
+        "fix the URL (mqtt://HOST:PORT), or run without MQTT (--no-mqtt)"
+    )
 
 
 class Relay:
@@ -183,12 +201,9 @@ class Relay:
             connected.cancel()
         if not self._connected_once.is_set():
             error = self._runner.exception() if self._runner.done() else None
+            cause = _root_cause(error) if error else None
             await self._shutdown()
-            reason = _describe(error) if error else f"no answer in {self._connect_timeout:g} s"
-            raise BrokerError(
-                f"cannot reach the MQTT broker at {self._config.url}: {reason}. Start the "
-                "broker or fix the URL (mqtt://HOST:PORT), or run without MQTT (--no-mqtt)"
-            ) from error
+            raise _connect_error(self._config, cause, self._connect_timeout) from cause
         return self
 
     async def __aexit__(
@@ -404,6 +419,4 @@ async def remove_discovery(
         async with client:
             await client.publish(discovery_topic(band_id, discovery_root), b"", qos=1, retain=True)
     except aiomqtt.MqttError as exc:
-        raise BrokerError(
-            f"cannot reach the MQTT broker at {config.url}: {_describe(exc)}"
-        ) from exc
+        raise _connect_error(config, exc, 10) from exc

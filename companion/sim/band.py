@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 _LEGACY_ADVERTISING_BYTES: Final = 31
 _HR_PERIOD_S: Final = 1.0
 _BATTERY_DRAIN_PERIOD_S: Final = 600.0
+_ADVERTISING_INTERVAL_MS: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,10 @@ class VirtualBand:
             config=DeviceConfiguration(
                 name=config.name,
                 address=hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
+                # Fast advertising, as a band waiting for its host does (Bumble's default is
+                # 1 s, which would add up to a second to every scan and every connection).
+                advertising_interval_min=_ADVERTISING_INTERVAL_MS,
+                advertising_interval_max=_ADVERTISING_INTERVAL_MS,
             ),
             host=host,
         )

@@ -1,0 +1,204 @@
+"""The relay end to end: a virtual band's session, a real broker, a dashboard subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from companion.errors import BrokerError
+from companion.mqtt import BrokerConfig, Outbox, Relay, Topics
+from companion.store import Store
+
+from .conftest import Mosquitto, sim_session, subscribed
+
+
+def _types(events: list[dict[str, object]]) -> list[object]:
+    return [event["type"] for event in events]
+
+
+async def test_subscriber_sees_every_event_once_in_order_and_the_final_state(
+    broker: BrokerConfig, tmp_path: Path
+) -> None:
+    async with sim_session(tmp_path) as session:
+        prefix = Topics.for_band(session.band_id).prefix
+        async with subscribed(broker, prefix) as dashboard:
+            async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3"):
+                await session.run()
+            await dashboard.wait_for("availability", b"offline")
+        recorded = session.store.events(session.session_id) if session.store else []
+
+    events = dashboard.events()
+    assert [e["number"] for e in events] == list(range(1, len(recorded) + 1))
+    assert _types(events) == [r.type for r in recorded]
+    assert {e["session_id"] for e in events} == {session.session_id}
+    assert all(e["schema"] == 1 and e["band_id"] == session.band_id for e in events)
+    assert _types(events)[-1] == "session_done"
+    assert _types(events).count("round_done") == 2
+    assert "heart_rate" in _types(events)
+
+    final = dashboard.payloads("state")[-1]
+    assert isinstance(final, dict)
+    assert final["state"] == "done"
+    assert final["round"] == 2 and final["rounds"] == 2
+    assert final["plan"] == "short"
+    assert dashboard.payloads("availability")[0] == b"online"
+    hr = dashboard.payloads("hr")
+    assert hr and all(isinstance(s, dict) and 30 <= s["bpm"] <= 220 for s in hr)
+
+
+async def test_heart_rate_can_be_kept_off_the_broker(broker: BrokerConfig, tmp_path: Path) -> None:
+    async with sim_session(tmp_path) as session:
+        prefix = Topics.for_band(session.band_id).prefix
+        async with subscribed(broker, prefix) as dashboard:
+            async with Relay(session, broker, heart_rate=False, outbox=tmp_path / "outbox.sqlite3"):
+                await session.run()
+            await dashboard.wait_for("availability", b"offline")
+
+    assert dashboard.payloads("hr") == []
+    assert "heart_rate" not in _types(dashboard.events())
+    states = dashboard.payloads("state")
+    assert states and all(isinstance(s, dict) and s["heart_rate"] is None for s in states)
+
+
+async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_reported(
+    broker: BrokerConfig, tmp_path: Path
+) -> None:
+    async with sim_session(tmp_path, speed=4) as session:
+        topics = Topics.for_band(session.band_id)
+        async with subscribed(broker, topics.prefix) as dashboard:
+            async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3"):
+                run = asyncio.create_task(session.run())
+                async with aiomqtt.Client(broker.host, broker.port) as controller:
+                    await dashboard.wait_for("event", None, timeout=0) if False else None
+                    await controller.publish(topics.cmd, b"pause", qos=1)
+                    await _wait_for_type(dashboard, "session_paused")
+                    await controller.publish(topics.cmd, b"dance", qos=1)
+                    await controller.publish(topics.cmd, b"\xff\xfe\x00", qos=1)
+                    await controller.publish(topics.cmd, b'{"command": 5}', qos=1)
+                    await controller.publish(topics.cmd, b"RESUME", qos=1)
+                    await _wait_for_type(dashboard, "session_resumed")
+                    await controller.publish(topics.cmd, b'{"command": "stop"}', qos=1)
+                    await asyncio.wait_for(run, 10)
+            await dashboard.wait_for("availability", b"offline")
+
+    events = dashboard.events()
+    rejected = [e for e in events if e["type"] == "command_rejected"]
+    assert [e["source"] for e in rejected] == ["mqtt"] * 3
+    assert "unknown command 'dance'" in str(rejected[0]["reason"])
+    assert "UTF-8" in str(rejected[1]["reason"])
+    assert '"command" string' in str(rejected[2]["reason"])
+    stopped = [e for e in events if e["type"] == "session_stopped"]
+    assert len(stopped) == 1 and stopped[0]["reason"] == "host"
+    order = _types(events)
+    assert order.index("session_paused") < order.index("session_resumed")
+
+
+async def _wait_for_type(dashboard: object, event_type: str, timeout: float = 10.0) -> None:
+    from .conftest import Subscriber
+
+    assert isinstance(dashboard, Subscriber)
+    async with asyncio.timeout(timeout):
+        while event_type not in _types(dashboard.events()):
+            dashboard.arrived.clear()
+            await dashboard.arrived.wait()
+
+
+async def test_broker_killed_and_restarted_mid_session_loses_nothing_and_keeps_order(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with sim_session(tmp_path, speed=5) as session:
+        prefix = Topics.for_band(session.band_id).prefix
+        async with subscribed(mosquitto.config, prefix, identifier="dashboard") as dashboard:
+            async with Relay(
+                session, mosquitto.config, outbox=tmp_path / "outbox.sqlite3"
+            ) as relay:
+                run = asyncio.create_task(session.run())
+                await _wait_for_type(dashboard, "step_started")
+                mosquitto.kill()
+                await asyncio.sleep(0.5)  # events keep coming into the outbox meanwhile
+                mosquitto.start()
+                await asyncio.wait_for(run, 30)
+            await dashboard.wait_for("availability", b"offline")
+            recorded = Store(tmp_path / "sessions.sqlite3").events(session.session_id)
+
+    assert relay.reconnects >= 1
+    events = dashboard.events()
+    assert [e["number"] for e in events] == list(range(1, len(recorded) + 1))
+    assert _types(events)[-1] == "session_done"
+
+
+async def test_messages_left_by_a_crashed_host_are_published_first_on_the_next_run(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with sim_session(tmp_path) as session:
+        topics = Topics.for_band(session.band_id)
+        with Outbox(tmp_path / "outbox.sqlite3", owner=session.band_id) as outbox:
+            outbox.put(topics.event, b'{"left": 1}')
+            outbox.put(topics.event, b'{"left": 2}')
+        async with subscribed(mosquitto.config, topics.prefix) as dashboard:
+            async with Relay(session, mosquitto.config, outbox=tmp_path / "outbox.sqlite3"):
+                await session.run()
+            await dashboard.wait_for("availability", b"offline")
+
+    events = dashboard.payloads("event")
+    assert events[:2] == [{"left": 1}, {"left": 2}]
+    assert isinstance(events[2], dict) and events[2]["type"] == "session_started"
+
+
+async def test_mosquitto_sub_shows_the_events_a_shell_user_expects(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with sim_session(tmp_path) as session:
+        topic = Topics.for_band(session.band_id).event
+        shell = await asyncio.create_subprocess_exec(
+            "mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port),
+            "-t", topic, "-q", "1", "-C", "3", "-v", "-W", "20",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await asyncio.sleep(0.3)  # mosquitto_sub subscribes before the first event
+        async with Relay(session, mosquitto.config, outbox=tmp_path / "outbox.sqlite3"):
+            await session.run()
+        output, _ = await asyncio.wait_for(shell.communicate(), 20)
+
+    lines = output.decode().splitlines()
+    assert len(lines) == 3 and shell.returncode == 0
+    shown_topic, payload = lines[0].split(" ", 1)
+    assert shown_topic == topic
+    first = json.loads(payload)
+    assert first["type"] == "session_started" and first["number"] == 1
+    assert first["plan"] == "short" and first["rounds"] == 2
+    assert first["time"].endswith("+00:00")  # ISO 8601 with its zone
+
+
+async def test_tls_with_username_and_password(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = BrokerConfig.from_url(mosquitto.tls_url, ca_file=mosquitto.ca_file)
+    async with sim_session(tmp_path) as session:
+        prefix = Topics.for_band(session.band_id).prefix
+        async with subscribed(config, prefix) as dashboard:
+            async with Relay(session, config, outbox=tmp_path / "outbox.sqlite3"):
+                await session.run()
+            await dashboard.wait_for("availability", b"offline")
+    assert _types(dashboard.events())[-1] == "session_done"
+
+
+async def test_wrong_password_is_a_clear_error(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    url = mosquitto.tls_url.replace("s3cret-pass", "wrong")
+    config = BrokerConfig.from_url(url, ca_file=mosquitto.ca_file)
+    async with sim_session(tmp_path) as session:
+        with pytest.raises(BrokerError, match="refused the username or password"):
+            async with Relay(session, config, outbox=tmp_path / "outbox.sqlite3"):
+                pass
+
+
+async def test_unreachable_broker_fails_fast_with_the_fix(tmp_path: Path) -> None:
+    from companion.mqtt import free_loopback_port
+
+    url = f"mqtt://127.0.0.1:{free_loopback_port()}"
+    async with sim_session(tmp_path) as session:
+        with pytest.raises(BrokerError, match=r"cannot reach the MQTT broker .*--no-mqtt"):
+            async with Relay(session, url, outbox=tmp_path / "outbox.sqlite3"):
+                pass
