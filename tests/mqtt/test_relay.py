@@ -13,7 +13,7 @@ from companion.errors import BrokerError
 from companion.mqtt import BrokerConfig, Outbox, Relay, Topics
 from companion.store import Store
 
-from .conftest import Mosquitto, sim_session, subscribed
+from .conftest import Mosquitto, Subscriber, sim_session, subscribed
 
 
 def _types(events: list[dict[str, object]]) -> list[object]:
@@ -43,11 +43,13 @@ async def test_subscriber_sees_every_event_once_in_order_and_the_final_state(
     final = dashboard.payloads("state")[-1]
     assert isinstance(final, dict)
     assert final["state"] == "done"
-    assert final["round"] == 2 and final["rounds"] == 2
+    assert final["round"] == 2
+    assert final["rounds"] == 2
     assert final["plan"] == "short"
     assert dashboard.payloads("availability")[0] == b"online"
     hr = dashboard.payloads("hr")
-    assert hr and all(isinstance(s, dict) and 30 <= s["bpm"] <= 220 for s in hr)
+    assert hr
+    assert all(isinstance(s, dict) and 30 <= s["bpm"] <= 220 for s in hr)
 
 
 async def test_heart_rate_can_be_kept_off_the_broker(broker: BrokerConfig, tmp_path: Path) -> None:
@@ -61,7 +63,8 @@ async def test_heart_rate_can_be_kept_off_the_broker(broker: BrokerConfig, tmp_p
     assert dashboard.payloads("hr") == []
     assert "heart_rate" not in _types(dashboard.events())
     states = dashboard.payloads("state")
-    assert states and all(isinstance(s, dict) and s["heart_rate"] is None for s in states)
+    assert states
+    assert all(isinstance(s, dict) and s["heart_rate"] is None for s in states)
 
 
 async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_reported(
@@ -73,7 +76,6 @@ async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_repor
             async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3"):
                 run = asyncio.create_task(session.run())
                 async with aiomqtt.Client(broker.host, broker.port) as controller:
-                    await dashboard.wait_for("event", None, timeout=0) if False else None
                     await controller.publish(topics.cmd, b"pause", qos=1)
                     await _wait_for_type(dashboard, "session_paused")
                     await controller.publish(topics.cmd, b"dance", qos=1)
@@ -92,15 +94,13 @@ async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_repor
     assert "UTF-8" in str(rejected[1]["reason"])
     assert '"command" string' in str(rejected[2]["reason"])
     stopped = [e for e in events if e["type"] == "session_stopped"]
-    assert len(stopped) == 1 and stopped[0]["reason"] == "host"
+    assert len(stopped) == 1
+    assert stopped[0]["reason"] == "host"
     order = _types(events)
     assert order.index("session_paused") < order.index("session_resumed")
 
 
-async def _wait_for_type(dashboard: object, event_type: str, timeout: float = 10.0) -> None:
-    from .conftest import Subscriber
-
-    assert isinstance(dashboard, Subscriber)
+async def _wait_for_type(dashboard: Subscriber, event_type: str, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while event_type not in _types(dashboard.events()):
             dashboard.arrived.clear()
@@ -146,7 +146,8 @@ async def test_messages_left_by_a_crashed_host_are_published_first_on_the_next_r
 
     events = dashboard.payloads("event")
     assert events[:2] == [{"left": 1}, {"left": 2}]
-    assert isinstance(events[2], dict) and events[2]["type"] == "session_started"
+    assert isinstance(events[2], dict)
+    assert events[2]["type"] == "session_started"
 
 
 async def test_mosquitto_sub_shows_the_events_a_shell_user_expects(
@@ -165,12 +166,15 @@ async def test_mosquitto_sub_shows_the_events_a_shell_user_expects(
         output, _ = await asyncio.wait_for(shell.communicate(), 20)
 
     lines = output.decode().splitlines()
-    assert len(lines) == 3 and shell.returncode == 0
+    assert len(lines) == 3
+    assert shell.returncode == 0
     shown_topic, payload = lines[0].split(" ", 1)
     assert shown_topic == topic
     first = json.loads(payload)
-    assert first["type"] == "session_started" and first["number"] == 1
-    assert first["plan"] == "short" and first["rounds"] == 2
+    assert first["type"] == "session_started"
+    assert first["number"] == 1
+    assert first["plan"] == "short"
+    assert first["rounds"] == 2
     assert first["time"].endswith("+00:00")  # ISO 8601 with its zone
 
 
