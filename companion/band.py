@@ -106,6 +106,8 @@ class Band:
         self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offset_us = 0
+        self._synced = False  # no band time converts to host time before the first sync
+        self._unsynced: list[fp.BandEvent] = []
         self._plan_on_band: bytes | None = None
         # The running timeline's anchor, for drift correction: START's host and band times,
         # and how far it has been adjusted since.
@@ -265,6 +267,11 @@ class Band:
         estimate = fp.estimate_offset(taken)
         self._offset_us = estimate.offset_us
         self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
+        if not self._synced:
+            self._synced = True
+            for held in self._unsynced:
+                self._emit(self._convert(held))
+            self._unsynced.clear()
         await self._correct_drift()
         return estimate
 
@@ -558,8 +565,11 @@ class Band:
                 future = self._pending.get(item.seq)
                 if future is not None and not future.done():
                     future.set_result(item)
-            else:
+            elif self._synced:
                 self._emit(self._convert(item))
+            else:
+                # Band times mean nothing on the host until the first time sync.
+                self._unsynced.append(item)
 
     def _convert(self, event: fp.BandEvent) -> Event:
         t = self.to_host_time(event.band_time_us)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
-from ..events import HeartRate, SessionEvent, event_to_dict
-from ..state import SessionSnapshot
+from ..events import HeartRate, SessionEvent, event_from_dict, event_to_dict
+from ..state import SessionPhase, SessionSnapshot
 
 __all__ = [
     "COMMANDS",
@@ -24,9 +25,11 @@ __all__ = [
     "ONLINE",
     "SCHEMA_VERSION",
     "Topics",
+    "event_from_payload",
     "event_payload",
     "heart_rate_payload",
     "parse_command",
+    "snapshot_from_state",
     "state_payload",
 ]
 
@@ -113,13 +116,59 @@ def state_payload(snapshot: SessionSnapshot, *, include_heart_rate: bool = True)
             "step": snapshot.step_index + 1,
             "steps": snapshot.step_count,
             "time_left_s": round(snapshot.step_remaining_s, 1),
+            "step_s": round(snapshot.step_duration_s, 1),
             "elapsed_s": round(snapshot.elapsed_s, 1),
             "total_s": round(snapshot.total_s, 1),
             "heart_rate": snapshot.heart_rate if include_heart_rate else None,
             "battery": snapshot.battery,
             "link": "up" if snapshot.link_up else "down",
+            "notes": list(snapshot.notes),
         }
     )
+
+
+def snapshot_from_state(payload: bytes) -> SessionSnapshot:
+    """Rebuild a snapshot from a ``state`` message; ``ValueError`` if it is not one."""
+    try:
+        data = json.loads(payload)
+        return SessionSnapshot(
+            band_id=data["band_id"],
+            session_id=data["session_id"],
+            plan=data["plan"],
+            phase=SessionPhase(data["state"]),
+            round=data["round"],
+            rounds=data["rounds"],
+            step_index=data["step"] - 1,
+            step_count=data["steps"],
+            exercise=data["exercise"],
+            tip=data["tip"],
+            step_remaining_s=data["time_left_s"],
+            step_duration_s=data.get("step_s", 0.0),
+            next_exercise=data["next"],
+            elapsed_s=data["elapsed_s"],
+            total_s=data["total_s"],
+            heart_rate=data["heart_rate"],
+            battery=data["battery"],
+            link_up=data["link"] == "up",
+            notes=tuple(data.get("notes", ())),
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a companion state message: {exc}") from None
+
+
+def event_from_payload(payload: bytes) -> SessionEvent:
+    """Rebuild a session event from an ``event`` message; ``ValueError`` if it is not one."""
+    try:
+        data = json.loads(payload)
+        return SessionEvent(
+            band_id=data.pop("band_id"),
+            session_id=data.pop("session_id"),
+            number=data.pop("number"),
+            at=datetime.fromisoformat(data.pop("time")),
+            event=event_from_dict(data),
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a companion event message: {exc}") from None
 
 
 def heart_rate_payload(event: SessionEvent, sample: HeartRate) -> bytes:

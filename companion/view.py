@@ -1,0 +1,282 @@
+"""The live view of a session: a rich panel on a terminal, plain lines elsewhere.
+
+:func:`render` is a pure function of what the view has seen, so it can be
+checked on a fixed-size console; :class:`LiveView` follows a session's events
+and redraws with rich's ``Live`` (one region updated in place: no flicker).
+When the output is not a terminal (CI, a log file, a pipe) the view prints one
+plain line per meaningful event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final, Protocol, Self
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .events import (
+    CommandRejected,
+    CueFired,
+    CueWarning,
+    HeartRate,
+    LinkDown,
+    LinkUp,
+    RoundDone,
+    SessionDone,
+    SessionEvent,
+    SessionPaused,
+    SessionResumed,
+    SessionStarted,
+    SessionStopped,
+    StepStarted,
+)
+from .session import Session
+from .state import SessionPhase, SessionSnapshot
+
+__all__ = ["BrokerStatus", "LiveView", "ViewState", "describe", "render"]
+
+_SPARK: Final = "▁▂▃▄▅▆▇█"
+_HR_POINTS: Final = 30
+_CUES_SHOWN: Final = 4
+_REFRESH_PER_S: Final = 4
+_PHASE_STYLE: Final = {
+    SessionPhase.IDLE: "dim",
+    SessionPhase.RUNNING: "bold green",
+    SessionPhase.PAUSED: "bold yellow",
+    SessionPhase.ROUND_REST: "bold cyan",
+    SessionPhase.DONE: "bold blue",
+    SessionPhase.STOPPED: "bold red",
+}
+
+
+class BrokerStatus(Protocol):
+    """What the view shows of an MQTT relay (a :class:`companion.mqtt.Relay` fits)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def pending(self) -> int: ...
+
+
+@dataclass(slots=True)
+class ViewState:
+    """What the view remembers from the event stream: recent cues and heart rate."""
+
+    cues: deque[CueFired] = field(default_factory=lambda: deque(maxlen=_CUES_SHOWN))
+    heart_rates: deque[int] = field(default_factory=lambda: deque(maxlen=_HR_POINTS))
+    warnings: int = 0
+    last_notice: str = ""
+    start: float = 0.0  # host time of the session's start, for cue times
+
+    def take(self, event: SessionEvent) -> None:
+        """Remember what the view needs from one event."""
+        inner = event.event
+        if isinstance(inner, SessionStarted):
+            self.start = inner.start
+        elif isinstance(inner, CueFired):
+            self.cues.append(inner)
+        elif isinstance(inner, HeartRate):
+            self.heart_rates.append(inner.bpm)
+        elif isinstance(inner, CueWarning):
+            self.warnings += 1
+            self.last_notice = describe(event) or ""
+        elif isinstance(inner, CommandRejected | LinkDown | LinkUp):
+            self.last_notice = describe(event) or ""
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def _sparkline(values: deque[int]) -> str:
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = max(1, high - low)
+    return "".join(_SPARK[(v - low) * (len(_SPARK) - 1) // span] for v in values)
+
+
+def _cue_name(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def render(
+    snapshot: SessionSnapshot, state: ViewState, broker: BrokerStatus | None = None
+) -> RenderableType:
+    """The whole live view for one instant; fits an 80x24 terminal."""
+    phase = snapshot.phase
+    title = Text.assemble(
+        (f" {snapshot.plan} ", "bold"),
+        f"round {max(snapshot.round, 1)}/{snapshot.rounds} ",
+        (f" {phase.value.replace('_', ' ').upper()} ", _PHASE_STYLE[phase]),
+    )
+
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=6, style="bold")
+    grid.add_column(ratio=1)
+    if phase in (SessionPhase.DONE, SessionPhase.STOPPED):
+        grid.add_row("", Text(f"Workout {phase.value}.", style=_PHASE_STYLE[phase]))
+    else:
+        now = Text(snapshot.exercise or "Get ready", style="bold")
+        now.append(f"   {_clock(snapshot.step_remaining_s)} left", style="bold magenta")
+        grid.add_row("NOW", now)
+        done = snapshot.step_duration_s - snapshot.step_remaining_s
+        grid.add_row(
+            "", ProgressBar(total=max(snapshot.step_duration_s, 0.001), completed=max(0.0, done))
+        )
+        if snapshot.tip:
+            grid.add_row("TIP", Text(snapshot.tip, style="italic"))
+        grid.add_row("NEXT", snapshot.next_exercise or "the end")
+    grid.add_row(
+        "TIME",
+        f"{_clock(snapshot.elapsed_s)} of {_clock(snapshot.total_s)}"
+        f"   step {max(snapshot.step_index + 1, 0)}/{snapshot.step_count}",
+    )
+
+    heart = Text()
+    if snapshot.heart_rate is not None:
+        heart.append(f"♥ {snapshot.heart_rate} bpm ", style="bold red")
+        heart.append(_sparkline(state.heart_rates), style="red")
+    else:
+        heart.append("♥ no reading", style="dim")
+    if snapshot.battery is not None:
+        heart.append(f"   battery {snapshot.battery}%")
+    grid.add_row("HR", heart)
+
+    cues = Table.grid(padding=(0, 2))
+    for cue in reversed(state.cues):
+        late = abs(cue.error_ms) > 50
+        cues.add_row(
+            _clock(cue.planned - state.start),
+            _cue_name(cue.kind),
+            Text(f"{cue.error_ms:+.1f} ms", style="red" if late else "green"),
+        )
+    grid.add_row("CUES", cues if state.cues else Text("none yet", style="dim"))
+
+    link = Text("band ")
+    if snapshot.link_up:
+        link.append("up", "green")
+    else:
+        link.append("down (reconnecting)", "bold red")
+    if broker is not None:
+        link.append("   mqtt ")
+        if broker.connected:
+            link.append(broker.url, "green")
+        else:
+            link.append(f"{broker.url} unreachable", "bold red")
+        if broker.pending:
+            link.append(f" ({broker.pending} queued)", "yellow")
+    grid.add_row("LINK", link)
+    if state.last_notice:
+        grid.add_row("", Text(state.last_notice, style="yellow"))
+
+    footer = Text()
+    for note in snapshot.notes:
+        footer.append(note + "\n", style="bold red")
+    footer.append("Ctrl-C stops the workout on the band; everything recorded stays.", style="dim")
+    return Panel(Group(grid, footer), title=title, title_align="left")
+
+
+def describe(event: SessionEvent) -> str | None:
+    """One plain line for an event worth a line in a log, or ``None``."""
+    inner = event.event
+    match inner:
+        case SessionStarted():
+            line = f"session {event.session_id} started: {inner.plan}, {inner.rounds} round(s)"
+            return "\n".join((line, *inner.notes))
+        case StepStarted():
+            line = (
+                f"round {inner.round} step {inner.step_index + 1}: "
+                f"{inner.name} ({inner.duration_s:g} s)"
+            )
+            return f"{line}: {inner.tip}" if inner.tip else line
+        case CueFired():
+            return f"cue {_cue_name(inner.kind)} ({inner.error_ms:+.1f} ms)"
+        case CueWarning():
+            detail = f" by {inner.error_ms:.1f} ms" if inner.error_ms is not None else ""
+            return f"warning: cue {_cue_name(inner.kind)} {inner.problem}{detail}"
+        case RoundDone():
+            return f"round {inner.round} done"
+        case SessionPaused():
+            return "paused"
+        case SessionResumed():
+            return "resumed"
+        case SessionDone():
+            return f"workout done: {inner.rounds_done} round(s)"
+        case SessionStopped():
+            return f"stopped: {inner.reason.value}"
+        case LinkDown():
+            return "band link lost; the band keeps the workout going, reconnecting"
+        case LinkUp():
+            return "band link back"
+        case CommandRejected():
+            return f"rejected {inner.source} command {inner.command!r}: {inner.reason}"
+        case _:
+            return None
+
+
+class LiveView:
+    """``async with LiveView(session, console)``: show the session until it ends."""
+
+    def __init__(
+        self, session: Session, console: Console, broker: BrokerStatus | None = None
+    ) -> None:
+        self.session = session
+        self.console = console
+        self.broker = broker
+        self.state = ViewState()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        follow = self._live if self.console.is_terminal else self._plain
+        self._task = asyncio.create_task(follow())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is None:
+            return
+        if exc_type is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def _frame(self) -> RenderableType:
+        return render(self.session.snapshot(), self.state, self.broker)
+
+    async def _live(self) -> None:
+        from rich.live import Live
+
+        # Live calls _frame on every refresh, so the countdown moves between events too.
+        with Live(
+            get_renderable=self._frame, console=self.console, refresh_per_second=_REFRESH_PER_S
+        ) as live:
+            async for event in self.session.events():
+                self.state.take(event)
+            live.refresh()
+
+    async def _plain(self) -> None:
+        async for event in self.session.events():
+            self.state.take(event)
+            line = describe(event)
+            if line is not None:
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
