@@ -106,6 +106,7 @@ class Band:
         self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offset_us = 0
+        self._advertised_name = ""
         self._synced = False  # no band time converts to host time before the first sync
         self._unsynced: list[fp.BandEvent] = []
         self._plan_on_band: bytes | None = None
@@ -374,6 +375,7 @@ class Band:
 
     async def _open_link(self) -> None:
         device = await find_band(self.target, timeout=self._scan_timeout, backend=self._backend)
+        self._advertised_name = device.name or ""
         link = await GattLink.open(device, backend=self._backend, on_disconnect=self._on_disconnect)
         if not link.has_characteristic(gatt.CONTROL_CHAR_UUID):
             await link.close()
@@ -487,7 +489,7 @@ class Band:
         serial = fields.get("serial", "")
         self.info = DeviceInfo(
             band_id=_band_id(serial, self._link.address),
-            name=self.target,
+            name=self._advertised_name or self.target,
             address=self._link.address,
             manufacturer=fields.get("manufacturer", ""),
             model=fields.get("model", ""),

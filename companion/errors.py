@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BandNotFoundError",
+    "BluetoothUnavailableError",
     "BrokerError",
     "CommandError",
     "CompanionError",
@@ -23,6 +24,10 @@ __all__ = [
 
 class CompanionError(Exception):
     """Root of every error raised by :mod:`companion`, so callers can catch one type."""
+
+
+class BluetoothUnavailableError(CompanionError):
+    """This machine has no usable Bluetooth adapter (or its Bluetooth service is not running)."""
 
 
 class BandNotFoundError(CompanionError):

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from bleak import BleakScanner
+from bleak.exc import BleakError
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UUID
 
-from ..errors import BandNotFoundError
+from ..errors import BandNotFoundError, BluetoothUnavailableError
 from .backend import BleakBackend
 
 __all__ = ["FoundBand", "find_band", "scan"]
@@ -52,10 +55,24 @@ def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
     )
 
 
+@contextlib.contextmanager
+def _adapter_errors() -> Iterator[None]:
+    """Turn "no adapter" failures of the platform stack into one clear error."""
+    try:
+        yield
+    except (BleakError, OSError) as exc:
+        raise BluetoothUnavailableError(
+            f"Bluetooth is not available here ({exc or type(exc).__name__}): switch the "
+            "adapter on (on Linux, check that `bluetoothctl show` lists one and bluetoothd "
+            "runs), or try a virtual band with --sim"
+        ) from exc
+
+
 async def scan(*, timeout: float = 5.0, backend: BleakBackend | None = None) -> list[FoundBand]:
     """Every band heard within ``timeout`` seconds, strongest signal first."""
     extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
-    heard = await BleakScanner.discover(timeout=timeout, return_adv=True, **extra)
+    with _adapter_errors():
+        heard = await BleakScanner.discover(timeout=timeout, return_adv=True, **extra)
     bands = [found for device, adv in heard.values() if (found := _as_found(device, adv))]
     return sorted(bands, key=lambda band: band.rssi, reverse=True)
 
@@ -71,7 +88,8 @@ async def find_band(
         return device.address.lower() == wanted or name == wanted
 
     extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
-    device = await BleakScanner.find_device_by_filter(matches, timeout=timeout, **extra)
+    with _adapter_errors():
+        device = await BleakScanner.find_device_by_filter(matches, timeout=timeout, **extra)
     if device is None:
         raise BandNotFoundError(
             f"band {target!r} not found within {timeout:g} s: is it charged, near, and advertising "

@@ -1,0 +1,474 @@
+"""The ``companion`` command: run a workout on a band, follow it, look back at it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from . import __version__
+from .band import Band
+from .ble.backend import BleakBackend
+from .ble.scan import scan as scan_bands
+from .clock import LoopClock
+from .errors import CompanionError
+from .plan import BUILTIN_PLANS, builtin_plan, resolve_plan
+from .session import Session
+from .store import Store
+from .view import LiveView
+
+if TYPE_CHECKING:
+    from .mqtt import BrokerConfig, Relay
+    from .sim import VirtualWorld
+
+__all__ = ["main"]
+
+_T = TypeVar("_T")
+_MQTT_DEFAULT_PORT: Final = 1883
+_EXIT_INTERRUPTED: Final = 130
+_LATE_CUE_MS: Final = 50.0
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = RichHandler(console=errors, show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(1)
+
+
+def _run_async(main: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``main`` with companion errors shown as one clear line, not a traceback."""
+
+    async def wrapped() -> _T:
+        return await main()
+
+    try:
+        return asyncio.run(wrapped())
+    except CompanionError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(_EXIT_INTERRUPTED)
+    raise AssertionError("unreachable")
+
+
+def _store(db: Path | None) -> Store:
+    return Store(db) if db else Store()
+
+
+@contextlib.asynccontextmanager
+async def _virtual_world(count: int, clock: LoopClock | None = None) -> Any:
+    from .sim import VirtualBandConfig, VirtualWorld
+
+    async with VirtualWorld() as world:
+        for index in range(count):
+            name = "Companion" if count == 1 else f"Companion{index + 1}"
+            await world.add_band(
+                VirtualBandConfig(name=name, serial=f"SIM{index + 1:04d}", clock=clock)
+            )
+        yield world
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="companion")
+@click.option("-v", "--verbose", count=True, help="Log more (-v: progress, -vv: protocol detail).")
+def main(verbose: int) -> None:
+    """Guide a workout on a BLE fitness band, with haptic cues timed by the band itself.
+
+    \b
+    Try it with no hardware (a virtual band, 10x speed):
+        companion run --sim --speed 10
+    With a band:
+        companion scan
+        companion pair AA:BB:CC:DD:EE:FF
+        companion run back-5 --band AA:BB:CC:DD:EE:FF --rounds 3
+    Follow a session from MQTT alone (another terminal or machine):
+        companion monitor --mqtt mqtt://127.0.0.1:1883
+    """
+    _setup_logging(verbose)
+
+
+# -- run -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("plan", default="back-5")
+@click.option("--band", "target", metavar="ADDRESS", help="Band address or name.")
+@click.option("--sim", is_flag=True, help="Use a virtual band in this process (no hardware).")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=1000),
+    default=1.0,
+    show_default=True,
+    help="With --sim: run the workout this many times faster (a demo).",
+)
+@click.option("--rounds", type=click.IntRange(1, 5), help="Repeat the plan N times (1-5).")
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    metavar="URL",
+    help="Relay to this broker: mqtt://[user:pw@]host[:port] or mqtts://... "
+    "[default: an embedded broker on 127.0.0.1:1883]",
+)
+@click.option("--no-mqtt", is_flag=True, help="Do not relay the session over MQTT.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-hr-mqtt", is_flag=True, help="Keep heart rate (health data) off MQTT.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+def run(
+    plan: str,
+    target: str | None,
+    sim: bool,
+    speed: float,
+    rounds: int | None,
+    mqtt_url: str | None,
+    no_mqtt: bool,
+    ca_file: Path | None,
+    no_hr_mqtt: bool,
+    db: Path | None,
+) -> None:
+    """Run a workout PLAN on a band: push it, start it, show it live, record it.
+
+    PLAN is a built-in plan (see `companion plans`; default back-5) or a TOML
+    file (see docs/plans.md). The band fires every cue from its own clock, so
+    cues stay exact even if the link drops; the session is recorded in the
+    history (`companion history`) and relayed over MQTT for dashboards.
+    Ctrl-C stops the workout on the band and keeps what was recorded.
+    """
+    if sim == (target is not None):
+        raise click.UsageError("choose a band with --band ADDRESS, or --sim for a virtual band")
+    if speed != 1.0 and not sim:
+        raise click.UsageError("--speed only applies to a virtual band (--sim)")
+    if no_mqtt and mqtt_url:
+        raise click.UsageError("--mqtt and --no-mqtt contradict each other")
+    try:
+        workout = resolve_plan(plan, rounds)
+    except CompanionError as exc:
+        _fail(str(exc))
+
+    async def go() -> None:
+        clock = LoopClock(speed)
+        async with contextlib.AsyncExitStack() as stack:
+            backend: BleakBackend | None = None
+            address = target or ""
+            if sim:
+                world: VirtualWorld = await stack.enter_async_context(_virtual_world(1, clock))
+                backend, address = world.backend, world.bands[0].address
+            console.print(f"connecting to {'the virtual band' if sim else address}...")
+            band = await stack.enter_async_context(
+                Band.connect(address, backend=backend, clock=clock)
+            )
+            store = stack.enter_context(_store(db))
+            # Timer jitter of the host's event loop is scaled by --speed too: at 60x one real
+            # millisecond reads as 60 workout milliseconds, so the "late" threshold scales.
+            session = Session(band, workout, store=store, late_cue_ms=_LATE_CUE_MS * speed)
+            relay = None
+            if not no_mqtt:
+                relay = await stack.enter_async_context(
+                    await _relay(session, mqtt_url, ca_file, not no_hr_mqtt)
+                )
+            try:
+                async with LiveView(session, console, relay):
+                    await session.run()
+            finally:
+                _print_summary(store, session.session_id, speed)
+
+    _run_async(go)
+
+
+async def _relay(
+    session: Session, url: str | None, ca_file: Path | None, heart_rate: bool
+) -> contextlib.AbstractAsyncContextManager[Relay]:
+    from .mqtt import BrokerConfig, EmbeddedBroker, Relay
+
+    @contextlib.asynccontextmanager
+    async def relay_on(config: BrokerConfig) -> Any:
+        async with Relay(session, config, heart_rate=heart_rate) as relay:
+            yield relay
+
+    if url is not None:
+        return relay_on(BrokerConfig.from_url(url, ca_file=ca_file))
+
+    @contextlib.asynccontextmanager
+    async def embedded() -> Any:
+        port = _MQTT_DEFAULT_PORT if _port_is_free(_MQTT_DEFAULT_PORT) else None
+        async with EmbeddedBroker(port) as broker:
+            if port is None:
+                errors.print(
+                    f"port {_MQTT_DEFAULT_PORT} is taken (a broker already runs?): the embedded "
+                    f"broker listens on 127.0.0.1:{broker.port}; or pass --mqtt URL"
+                )
+            async with relay_on(broker.config) as relay:
+                yield relay
+
+    return embedded()
+
+
+def _print_summary(store: Store, session_id: str, speed: float) -> None:
+    try:
+        summary = store.summary(session_id)
+    except CompanionError:
+        return  # the session never started: nothing was recorded
+    table = Table(title=f"session {session_id}", show_header=False, title_justify="left")
+    table.add_row("outcome", summary.outcome)
+    table.add_row("duration", f"{summary.duration_s / 60:.1f} min")
+    table.add_row("rounds done", str(summary.rounds_done))
+    if summary.cue_error_p50_ms is not None:
+        table.add_row(
+            "cue timing",
+            f"{summary.cues} cues, error p50 {summary.cue_error_p50_ms:.1f} ms, "
+            f"p99 {summary.cue_error_p99_ms:.1f} ms, max {summary.cue_error_max_ms:.1f} ms"
+            + (f" (workout time at {speed:g}x: divide by {speed:g})" if speed != 1 else ""),
+        )
+    if summary.hr_avg is not None:
+        table.add_row("heart rate", f"avg {summary.hr_avg:.0f} bpm, max {summary.hr_max} bpm")
+    console.print(table)
+    console.print(f"report: companion report {session_id}")
+
+
+# -- bands -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--sim", is_flag=True, help="List virtual bands instead of real ones.")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
+def scan(sim: bool, timeout: float) -> None:
+    """List the bands in range: companion bands and standard heart-rate sensors."""
+
+    async def go() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            backend = None
+            if sim:
+                world: VirtualWorld = await stack.enter_async_context(_virtual_world(2))
+                backend = world.backend
+            with console.status(f"listening for {timeout:g} s..."):
+                found = await scan_bands(timeout=timeout, backend=backend)
+        if not found:
+            _fail(
+                "no band found: is it charged, near, and not connected to a phone? "
+                "Try again with a longer --timeout, or --sim for a virtual band."
+            )
+        table = Table("name", "address", "RSSI", "speaks")
+        for band in found:
+            speaks = "companion protocol" if band.speaks_companion else "heart rate only"
+            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", speaks)
+        console.print(table)
+
+    _run_async(go)
+
+
+@main.command()
+@click.argument("address", required=False)
+@click.option("--sim", is_flag=True, help="Pair with a virtual band (to see how it goes).")
+def pair(address: str | None, sim: bool) -> None:
+    """Pair and bond with the band at ADDRESS (once; later connections reuse the bond).
+
+    The band's control needs an encrypted, authenticated link (LE Secure
+    Connections). If your system asks to confirm a six-digit code, check that
+    it is the one the band shows and accept. On Linux without a desktop
+    prompt, run `bluetoothctl`, then `agent on` and `default-agent`, and keep
+    it open while pairing.
+    """
+    if sim == (address is not None):
+        raise click.UsageError("give the band's ADDRESS, or --sim for a virtual band")
+
+    async def go() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            backend = None
+            target = address or ""
+            if sim:
+                world: VirtualWorld = await stack.enter_async_context(_virtual_world(1))
+                backend, target = world.backend, world.bands[0].address
+            console.print(f"pairing with {target}: accept the code on the band if asked...")
+            band = await stack.enter_async_context(Band.connect(target, backend=backend))
+            info = band.info
+            console.print(
+                f"[green]paired[/] with {info.name} ({info.model or 'band'}, firmware "
+                f"{info.firmware or '?'}) at {target}"
+            )
+
+    _run_async(go)
+
+
+@main.command()
+@click.option("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one).")
+@click.option("--bands", type=click.IntRange(1, 50), default=1, show_default=True)
+@click.option("--name", default="Companion", show_default=True, help="Advertised name.")
+@click.option("--drift-ppm", type=float, default=0.0, help="Band clock drift to simulate.")
+def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
+    """Run virtual bands in this process, for scripts in other processes.
+
+    Prints the address to connect to (sim://127.0.0.1:PORT); use it as
+    `companion run --band sim://127.0.0.1:PORT`. Stop with Ctrl-C.
+    """
+    from .sim.serve import run_sim_server
+
+    def ready(url: str) -> None:
+        console.print(f"virtual band(s) ready at {url}", highlight=False)
+
+    _run_async(
+        lambda: run_sim_server(port, bands=bands, name=name, drift_ppm=drift_ppm, ready=ready)
+    )
+
+
+# -- plans and history -----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("name", required=False)
+def plans(name: str | None) -> None:
+    """List the built-in plans, or show the steps of one (a name or a TOML file)."""
+    if name is None:
+        table = Table("plan", "title", "steps", "one round")
+        for builtin in BUILTIN_PLANS:
+            plan = builtin_plan(builtin)
+            table.add_row(builtin, plan.title, str(len(plan.steps)), f"{plan.total_s / 60:g} min")
+        console.print(table)
+        console.print("Show one with `companion plans NAME`; write your own: docs/plans.md")
+        return
+    try:
+        plan = resolve_plan(name)
+    except CompanionError as exc:
+        _fail(str(exc))
+    table = Table("#", "step", "seconds", "switch side", "tip", title=f"{plan.name}: {plan.title}")
+    for index, step in enumerate(plan.steps, 1):
+        switch = f"at {step.duration_s / 2:g} s" if step.switch_side else ""
+        table.add_row(str(index), step.name, f"{step.duration_s:g}", switch, step.tip)
+    console.print(table)
+    console.print(f"rounds: {plan.rounds}, rest between rounds: {plan.round_rest_s:g} s")
+    for note in plan.notes:
+        console.print(f"[bold red]{note}[/]")
+
+
+@main.command()
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+@click.option("--limit", type=int, default=20, show_default=True)
+def history(db: Path | None, limit: int) -> None:
+    """List recorded sessions, newest first."""
+    try:
+        with _store(db) as store:
+            records = store.sessions()[:limit]
+            table = Table("session", "started (UTC)", "plan", "rounds", "outcome", "HR avg/max")
+            for record in records:
+                summary = store.summary(record.id)
+                heart = (
+                    f"{summary.hr_avg:.0f}/{summary.hr_max}" if summary.hr_avg is not None else "-"
+                )
+                table.add_row(
+                    record.id,
+                    record.started_at.strftime("%Y-%m-%d %H:%M"),
+                    record.plan_name,
+                    f"{summary.rounds_done}/{record.rounds_planned}",
+                    summary.outcome,
+                    heart,
+                )
+    except CompanionError as exc:
+        _fail(str(exc))
+    if not records:
+        console.print("no sessions yet: run one with `companion run --sim --speed 10`")
+        return
+    console.print(table)
+
+
+@main.command()
+@click.argument("session")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Report file: .html or .png  [default: companion-SESSION.html]",
+)
+@click.option("--tcx", type=click.Path(dir_okay=False, path_type=Path), help="Also export TCX.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+def report(session: str, output: Path | None, tcx: Path | None, db: Path | None) -> None:
+    """Write a report of SESSION (an id or its first characters, see `companion history`).
+
+    The report charts heart rate with each exercise shaded, the cue markers,
+    a per-round summary and the cue timing. --tcx also writes the session for
+    training platforms.
+    """
+    from .export import export_tcx
+    from .report import write_report
+
+    try:
+        with _store(db) as store:
+            record = store.session(session)
+            path = write_report(store, record.id, output or Path(f"companion-{record.id}.html"))
+            console.print(f"report written to {path}")
+            if tcx is not None:
+                console.print(f"TCX written to {export_tcx(store, record.id, tcx)}")
+    except CompanionError as exc:
+        _fail(str(exc))
+
+
+# -- MQTT side -------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default=f"mqtt://127.0.0.1:{_MQTT_DEFAULT_PORT}",
+    show_default=True,
+    metavar="URL",
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--band", "band_id", help="Follow this band id only (default: the first seen).")
+@click.option("--exit-when-done", is_flag=True, help="Exit when the session ends.")
+def monitor(mqtt_url: str, ca_file: Path | None, band_id: str | None, exit_when_done: bool) -> None:
+    """Follow a live session from MQTT alone, as a dashboard would.
+
+    Subscribes to the relay's topics (companion/<band>/state and /event) and
+    shows the same view as `companion run`; nothing but the broker is needed.
+    """
+    from .mqtt import BrokerConfig
+    from .mqtt.monitor import monitor as follow
+
+    async def go() -> None:
+        config = BrokerConfig.from_url(mqtt_url, ca_file=ca_file)
+        await follow(config, console, band_id=band_id, exit_when_done=exit_when_done)
+
+    _run_async(go)
+
+
+@main.command("ha-remove")
+@click.argument("band_id")
+@click.option(
+    "--mqtt", "mqtt_url", default=f"mqtt://127.0.0.1:{_MQTT_DEFAULT_PORT}", show_default=True
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ha_remove(band_id: str, mqtt_url: str, ca_file: Path | None) -> None:
+    """Remove BAND_ID's device and entities from Home Assistant."""
+    from .mqtt import BrokerConfig, remove_discovery
+
+    async def go() -> None:
+        config: BrokerConfig = BrokerConfig.from_url(mqtt_url, ca_file=ca_file)
+        await remove_discovery(config, band_id)
+        console.print(f"removed band {band_id} from Home Assistant discovery")
+
+    _run_async(go)

@@ -1,0 +1,147 @@
+"""Every command through the CLI entry point, including the error paths a person hits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from companion.cli import main
+
+FAST = ["--sim", "--speed", "300", "--no-mqtt"]
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "sessions.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ((), "companion run --sim --speed 10"),
+        (("run",), "Ctrl-C stops the workout on the band"),
+        (("scan",), "heart-rate sensors"),
+        (("pair",), "six-digit code"),
+        (("sim",), "sim://127.0.0.1:PORT"),
+        (("monitor",), "from MQTT alone"),
+        (("plans",), "built-in plans"),
+        (("history",), "recorded sessions"),
+        (("report",), "per-round summary"),
+        (("ha-remove",), "Home Assistant"),
+    ],
+)
+def test_help_of_every_command_explains_it(command: tuple[str, ...], expected: str) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert expected in " ".join(result.output.split())
+
+
+def test_run_on_the_virtual_band_finishes_a_round_and_lands_in_history(db: Path) -> None:
+    result = invoke("run", *FAST, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "Stop immediately if in pain" in result.output
+    assert "round 1 step 1: QL lifts" in result.output
+    assert "cue switch side" in result.output
+    assert "workout done: 1 round(s)" in result.output
+    session_id = re.search(r"companion report (\w+)", result.output)
+    assert session_id is not None
+
+    listed = invoke("history", "--db", db)
+    assert listed.exit_code == 0
+    assert session_id.group(1) in listed.output
+    assert "done" in listed.output
+    assert "1/1" in listed.output
+
+
+def test_a_plan_file_with_rounds(tmp_path: Path, db: Path) -> None:
+    plan = tmp_path / "mine.toml"
+    plan.write_text('name = "mine"\ntitle = "Mine"\n[[steps]]\nname = "Plank"\nduration = 20\n')
+    result = invoke("run", plan, "--rounds", "2", *FAST, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "session" in result.output
+    assert "mine, 2 round(s)" in result.output
+    assert "round 2 done" in result.output
+
+
+def test_a_bad_plan_file_names_the_file_the_field_and_the_fix(tmp_path: Path, db: Path) -> None:
+    plan = tmp_path / "bad.toml"
+    plan.write_text('name = "bad"\ntitle = "Bad"\n[[steps]]\nname = "Plank"\nduration = -5\n')
+    result = invoke("run", plan, *FAST, "--db", db)
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "bad.toml" in message
+    assert "duration" in message
+
+
+def test_an_unknown_plan_name_lists_the_built_in_ones(db: Path) -> None:
+    result = invoke("run", "leg-day", *FAST, "--db", db)
+    assert result.exit_code == 1
+    assert "back-5" in result.output
+    assert "companion plans" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (("run", "--no-mqtt"), "--band ADDRESS, or --sim"),
+        (("run", "--sim", "--band", "x"), "--band ADDRESS, or --sim"),
+        (("run", "--band", "x", "--speed", "5"), "--speed only applies"),
+        (("run", "--sim", "--mqtt", "mqtt://h", "--no-mqtt"), "contradict"),
+        (("run", "--sim", "--rounds", "9"), "1<=x<=5"),
+        (("pair",), "ADDRESS, or --sim"),
+    ],
+)
+def test_contradictory_options_are_usage_errors(args: tuple[str, ...], complaint: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert complaint in " ".join(result.output.split())
+
+
+def test_a_bad_broker_url_is_a_clear_error(db: Path) -> None:
+    result = invoke("run", "--sim", "--speed", "300", "--mqtt", "http://broker", "--db", db)
+    assert result.exit_code == 1
+    assert "must start with mqtt:// or mqtts://" in " ".join(result.output.split())
+
+
+def test_scan_lists_virtual_bands_and_what_they_speak() -> None:
+    result = invoke("scan", "--sim", "--timeout", "0.3")
+    assert result.exit_code == 0
+    assert "Companion1" in result.output
+    assert "Companion2" in result.output
+    assert "companion protocol" in result.output
+
+
+def test_pair_with_a_virtual_band_reports_the_band() -> None:
+    result = invoke("pair", "--sim")
+    assert result.exit_code == 0
+    assert "paired with Companion (Virtual Band, firmware 1.0.0)" in result.output
+
+
+def test_plans_lists_back_5_and_shows_its_steps() -> None:
+    listed = invoke("plans")
+    assert "back-5" in listed.output
+    shown = invoke("plans", "back-5")
+    assert shown.exit_code == 0
+    for step in ("QL lifts", "Hip roll", "Cat scratch", "Superman", "Crunches"):
+        assert step in shown.output
+    assert "at 30 s" in shown.output
+    assert "Stop immediately if in pain" in shown.output
+
+
+def test_history_of_an_empty_database_says_how_to_start(db: Path) -> None:
+    result = invoke("history", "--db", db)
+    assert result.exit_code == 0
+    assert "no sessions yet" in result.output
+
+
+def test_report_of_an_unknown_session_is_a_clear_error(db: Path) -> None:
+    result = invoke("report", "nope", "--db", db)
+    assert result.exit_code == 1
+    assert "nope" in result.output
