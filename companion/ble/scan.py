@@ -8,16 +8,16 @@ bleak backend accepts, so even an address goes through a scan.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 import contextlib
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bleak import BleakScanner
-from bleak.exc import BleakError
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
 
 from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UUID
 

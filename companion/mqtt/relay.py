@@ -222,6 +222,7 @@ class Relay:
         assert outbox is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._flush_timeout):
+                self._check_idle()
                 await self._idle.wait()
         if outbox.pending_count():
             logger.warning(
@@ -239,7 +240,9 @@ class Relay:
     def _check_idle(self) -> None:
         """Wake a waiting flush once the session is followed to its end and all is delivered."""
         outbox = self._outbox
-        if self._follower_done and outbox is not None and not outbox.pending_count():
+        # A session still running when the relay closes has nothing more to wait for.
+        followed = self._follower_done or not self.session.finished
+        if followed and outbox is not None and not outbox.pending_count():
             self._idle.set()
 
     async def _shutdown(self) -> None:

@@ -249,6 +249,17 @@ class Subscriber:
                 unique.append(event)
         return unique
 
+    async def wait_for_topic_payload(
+        self, suffix: str, payload: bytes, timeout: float = 10.0
+    ) -> None:
+        """Wait for ``payload`` on any topic ending in ``/<suffix>`` (for wildcard prefixes)."""
+        async with asyncio.timeout(timeout):
+            while not any(
+                str(m.topic).endswith(f"/{suffix}") and m.payload == payload for m in self.messages
+            ):
+                self.arrived.clear()
+                await self.arrived.wait()
+
     async def wait_for(self, suffix: str, payload: object, timeout: float = 10.0) -> None:
         """Wait until a message with ``payload`` arrives on ``<prefix>/<suffix>``."""
         async with asyncio.timeout(timeout):

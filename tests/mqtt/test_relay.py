@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 
 from companion.errors import BrokerError
-from companion.mqtt import BrokerConfig, Outbox, Relay, Topics
+from companion.mqtt import BrokerConfig, Outbox, Relay, Topics, discovery_topic, remove_discovery
 from companion.store import Store
 
 from .conftest import Mosquitto, Subscriber, sim_session, subscribed
@@ -206,3 +206,34 @@ async def test_unreachable_broker_fails_fast_with_the_fix(tmp_path: Path) -> Non
         with pytest.raises(BrokerError, match=r"cannot reach the MQTT broker .*--no-mqtt"):
             async with Relay(session, url, outbox=tmp_path / "outbox.sqlite3"):
                 pass
+
+
+async def test_discovery_is_retained_repeated_when_home_assistant_restarts_and_removable(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = mosquitto.config
+    async with sim_session(tmp_path) as session:
+        topic = discovery_topic(session.band_id)
+        async with (
+            subscribed(config, "homeassistant") as home_assistant,
+            Relay(session, config, outbox=tmp_path / "outbox.sqlite3"),
+        ):
+            await _wait_for_count(home_assistant, 1)
+            async with aiomqtt.Client(config.host, config.port) as client:
+                await client.publish("homeassistant/status", b"online", qos=1)
+            await _wait_for_count(home_assistant, 2)
+        announced = [m for m in home_assistant.messages if str(m.topic) == topic]
+        assert len(announced) == 2
+        assert json.loads(announced[0].payload)["dev"]["ids"] == [f"companion_{session.band_id}"]
+
+        await remove_discovery(config, session.band_id)
+        async with subscribed(config, "homeassistant") as late_subscriber:
+            await asyncio.sleep(0.3)  # a retained config would arrive at once
+        assert [m for m in late_subscriber.messages if str(m.topic) == topic] == []
+
+
+async def _wait_for_count(subscriber: Subscriber, count: int) -> None:
+    async with asyncio.timeout(10):
+        while sum(str(m.topic).endswith("/config") for m in subscriber.messages) < count:
+            subscriber.arrived.clear()
+            await subscriber.arrived.wait()

@@ -1,0 +1,145 @@
+"""Broker URLs, commands, payloads and Home Assistant discovery, checked without a broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from companion.errors import BrokerError
+from companion.mqtt import BrokerConfig, Outbox, Topics, discovery_payload, parse_command
+from companion.mqtt.discovery import discovery_topic
+from companion.mqtt.topics import COMMANDS
+from companion.state import DeviceInfo
+
+DEVICE = DeviceInfo(
+    band_id="SIM0001",
+    name="Companion",
+    address="F0:47:60:F3:9B:72",
+    manufacturer="Companion Project",
+    model="Virtual Band",
+    firmware="1.0.0",
+    serial="SIM0001",
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://127.0.0.1", BrokerConfig("127.0.0.1", 1883)),
+        ("mqtts://broker.lan", BrokerConfig("broker.lan", 8883, tls=True)),
+        (
+            "mqtt://me:p%40ss@10.0.0.2:1999",
+            BrokerConfig("10.0.0.2", 1999, username="me", password="p@ss"),
+        ),
+    ],
+)
+def test_broker_urls(url: str, expected: BrokerConfig) -> None:
+    assert BrokerConfig.from_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("http://broker", "must start with mqtt:// or mqtts://"),
+        ("mqtt://", "names no host"),
+        ("mqtt://host:port", "port that is not a number"),
+    ],
+)
+def test_bad_broker_urls_say_how_to_write_one(url: str, complaint: str) -> None:
+    with pytest.raises(BrokerError, match=complaint):
+        BrokerConfig.from_url(url)
+
+
+def test_the_url_shown_never_contains_the_password() -> None:
+    assert BrokerConfig.from_url("mqtt://me:secret@h:1").url == "mqtt://me@h:1"
+
+
+def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError, match="does not exist"):
+        BrokerConfig.from_url("mqtts://h", ca_file=tmp_path / "nope.pem")
+
+
+@pytest.mark.parametrize(
+    ("payload", "command"),
+    [(b"pause", "pause"), (b" STOP\n", "stop"), (b'{"command": "resume"}', "resume")],
+)
+def test_commands_as_words_or_json(payload: bytes, command: str) -> None:
+    assert parse_command(payload) == command
+
+
+@given(st.binary(max_size=200))
+def test_any_garbage_command_is_a_value_error_with_a_reason(payload: bytes) -> None:
+    command: str | None = None
+    reason = ""
+    try:
+        command = parse_command(payload)
+    except ValueError as exc:
+        reason = str(exc)
+    if command is None:
+        assert reason.strip()
+    else:
+        assert command in COMMANDS
+
+
+def _discovery() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(discovery_payload(DEVICE, Topics.for_band("SIM0001")))
+    return data
+
+
+def test_discovery_has_the_keys_home_assistant_requires() -> None:
+    data = _discovery()
+    assert data["dev"]["ids"] == ["companion_SIM0001"]
+    assert data["dev"]["mf"] == "Companion Project"
+    assert data["dev"]["sw"] == "1.0.0"
+    assert data["dev"]["cns"] == [["bluetooth", "f0:47:60:f3:9b:72"]]
+    assert data["o"]["name"] == "companion"
+    unique_ids = [component["unique_id"] for component in data["cmps"].values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    for component in data["cmps"].values():
+        assert component["p"] in {"sensor", "binary_sensor", "button"}
+        assert component["qos"] == 1  # not inherited from the device level
+
+
+def test_discovery_entities_cover_the_session() -> None:
+    components = _discovery()["cmps"]
+    assert components["heart_rate"]["unit_of_measurement"] == "bpm"
+    assert components["heart_rate"]["state_class"] == "measurement"
+    assert components["battery"]["device_class"] == "battery"
+    assert components["link"]["device_class"] == "connectivity"
+    assert components["time_left"]["unit_of_measurement"] == "s"
+    enum = components["session_state"]
+    assert enum["device_class"] == "enum"
+    assert "unit_of_measurement" not in enum  # HA rejects options with a unit
+    assert {"exercise", "round"} <= components.keys()
+    buttons = {k for k, c in components.items() if c["p"] == "button"}
+    assert buttons == {"start", "pause", "resume", "stop"}
+
+
+def test_every_topic_in_discovery_is_one_the_relay_publishes_or_obeys() -> None:
+    topics = Topics.for_band("SIM0001")
+    data = _discovery()
+    assert data["availability_topic"] == topics.availability
+    for component in data["cmps"].values():
+        if component["p"] == "button":
+            assert component["command_topic"] == topics.cmd
+            assert parse_command(component["payload_press"].encode()) == component["payload_press"]
+        else:
+            assert component["state_topic"] == topics.state
+    assert discovery_topic("SIM0001") == "homeassistant/device/companion_SIM0001/config"
+
+
+def test_outbox_keeps_order_and_replays_recently_acknowledged(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3", owner="a") as outbox:
+        ids = [outbox.put("t", str(n).encode()) for n in range(5)]
+        outbox.ack(ids[0])
+        outbox.ack(ids[1])
+        assert [m.id for m in outbox.pending()] == ids[2:]
+        assert outbox.replay_recent(60) == 2
+        assert [m.payload for m in outbox.pending()] == [str(n).encode() for n in range(5)]
+    with Outbox(tmp_path / "o.sqlite3", owner="b") as other:
+        assert other.pending() == []  # each relay reads only its own rows
