@@ -2,14 +2,16 @@
 
 Run from the repository root::
 
-    python benchmarks/cues.py                 # about 40 s
+    python benchmarks/cues.py                 # about 37 s
     python benchmarks/cues.py --quick         # under 10 s
     python benchmarks/cues.py --jitter-ms 10 40
 
 Everything runs in real time (no virtual-time loop) on the virtual link, with
 every LE packet delayed by a uniform ``--jitter-ms LOW HIGH`` (default 10-40 ms,
-the connection-event model of DESIGN.md), per direction and never reordered
-(SimLink's own delay, which keeps each direction's delivery times non-decreasing).
+the connection-event model of DESIGN.md), per direction: SimLink's own delay,
+which keeps each direction's delivery times non-decreasing (two packets clamped
+to the *same* time are left to asyncio's timer heap, which does not promise
+their order; no reordering was seen in these runs).
 
 Two virtual bands sit on the same link, with the same link settings, and share
 the host's clock (so the band's true clock offset is known exactly):
