@@ -14,6 +14,7 @@ Every Bumble internal the simulator relies on is touched here and nowhere else
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from typing import Any
 
@@ -77,7 +78,10 @@ class SimLink(LocalLink):
             return super().send_acl_data(sender_controller, destination_address, *args)
         loop = asyncio.get_running_loop()
         key = (id(sender_controller), str(destination_address))
-        at = max(loop.time() + self._rng.uniform(low, high), self._last_delivery.get(key, 0.0))
+        # Strictly after the previous packet: asyncio does not keep the order of timers due
+        # at the same instant, and a BLE link never reorders packets within a connection.
+        after_previous = math.nextafter(self._last_delivery.get(key, 0.0), math.inf)
+        at = max(loop.time() + self._rng.uniform(low, high), after_previous)
         self._last_delivery[key] = at
         loop.call_at(at, super().send_acl_data, sender_controller, destination_address, *args)
         return None
