@@ -68,3 +68,23 @@ async def test_run_with_an_unreachable_broker_exits_with_the_fix(tmp_path: Path)
     assert host.returncode == 1
     assert "cannot reach the MQTT broker" in message
     assert "--no-mqtt" in message
+
+
+async def test_the_subscriber_example_sees_the_whole_session(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
+    example = Path(__file__).parents[2] / "examples" / "home_assistant" / "subscriber.py"
+    subscriber = await asyncio.create_subprocess_exec(
+        sys.executable, str(example), url, "--until-done", stdout=asyncio.subprocess.PIPE
+    )
+    await asyncio.sleep(1.0)  # it subscribes before the session starts
+    host = await _companion("run", "--sim", "--speed", "300", "--mqtt", url, tmp_path=tmp_path)
+    await asyncio.wait_for(host.communicate(), 60)
+    seen, _ = await asyncio.wait_for(subscriber.communicate(), 30)
+    lines = seen.decode().splitlines()
+    assert subscriber.returncode == 0
+    assert lines[0].endswith("#1 session_started")
+    assert lines[-1].endswith("session_done")
+    numbers = [int(line.split("#")[1].split()[0]) for line in lines]
+    assert numbers == list(range(1, len(numbers) + 1))  # none lost, none twice, in order
