@@ -17,7 +17,7 @@ ALLOWED = {
     "aiomqtt": ("companion/mqtt/",),
     "amqtt": ("companion/mqtt/",),
     "paho": ("companion/mqtt/",),
-    "rich": ("companion/cli.py", "companion/view.py"),
+    "rich": ("companion/cli.py", "companion/view.py", "companion/mqtt/monitor.py"),
     "construct": ("firmware_protocol/frames.py", "firmware_protocol/hrs.py"),
 }
 
