@@ -18,6 +18,7 @@ __all__ = [
     "PairingRequiredError",
     "PlanError",
     "PlanTooLargeError",
+    "ReportError",
     "StoreError",
 ]
 
@@ -64,6 +65,10 @@ class PlanTooLargeError(PlanError):
 
 class BrokerError(CompanionError):
     """The MQTT broker could not be reached, refused the login, or failed to start."""
+
+
+class ReportError(CompanionError):
+    """A report or export cannot be written: unsupported file type, or the path is not writable."""
 
 
 class StoreError(CompanionError):

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from .errors import ReportError
 from .events import HeartRate
-from .report import ReportError, RoundRow, SessionReport, build_report
+from .report import RoundRow, SessionReport, build_report
 from .store import Store
 
 __all__ = ["TCX_NAMESPACE", "export_tcx", "tcx_document"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 import firmware_protocol as fp
 
-from .errors import CompanionError
+from .errors import ReportError
 from .events import (
     CueFired,
     Event,
@@ -80,10 +80,6 @@ _CUE_MARKERS: Final = {
     "round_done": ("s", "round done"),
     "workout_done": ("*", "workout done"),
 }
-
-
-class ReportError(CompanionError):
-    """A report or export cannot be written: unsupported file type, or the path is not writable."""
 
 
 @dataclass(frozen=True, slots=True)
