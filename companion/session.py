@@ -126,7 +126,7 @@ class Session:
         self.store = store
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self._resync_every_s = resync_every_s
-        self._late_cue_ms = late_cue_ms
+        self.late_cue_ms = late_cue_ms  # a cue acknowledged later than this is a warning
         self._hr_fresh_s = heart_rate_fresh_s
         self._timeline = fp.build_timeline(plan.to_wire())
         self._cues = {cue.cue_id: cue for cue in self._timeline.cues}
@@ -421,7 +421,7 @@ class Session:
             fired=event.fired,
         )
         self._publish(checked)
-        if abs(checked.error_ms) > self._late_cue_ms:
+        if abs(checked.error_ms) > self.late_cue_ms:
             self._publish(
                 CueWarning(event.cue_id, event.kind, "late", checked.error_ms, event.fired)
             )

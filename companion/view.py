@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Protocol, Self
 
 from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -79,6 +81,7 @@ class ViewState:
     warnings: int = 0
     last_notice: str = ""
     start: float = 0.0  # host time of the session's start, for cue times
+    late_ms: float = 50.0  # cue errors above this are shown in red
 
     def take(self, event: SessionEvent) -> None:
         """Remember what the view needs from one event."""
@@ -129,6 +132,9 @@ def render(
     grid.add_column(ratio=1)
     if phase in (SessionPhase.DONE, SessionPhase.STOPPED):
         grid.add_row("", Text(f"Workout {phase.value}.", style=_PHASE_STYLE[phase]))
+    elif phase is SessionPhase.IDLE:
+        grid.add_row("NOW", Text("Get ready: sending the plan to the band", style="bold"))
+        grid.add_row("NEXT", snapshot.next_exercise)
     else:
         now = Text(snapshot.exercise or "Get ready", style="bold")
         now.append(f"   {_clock(snapshot.step_remaining_s)} left", style="bold magenta")
@@ -158,7 +164,7 @@ def render(
 
     cues = Table.grid(padding=(0, 2))
     for cue in reversed(state.cues):
-        late = abs(cue.error_ms) > 50
+        late = abs(cue.error_ms) > state.late_ms
         cues.add_row(
             _clock(cue.planned - state.start),
             _cue_name(cue.kind),
@@ -228,6 +234,13 @@ def describe(event: SessionEvent) -> str | None:
             return None
 
 
+async def _redraw_forever(live: Live, frame: Callable[[], RenderableType]) -> None:
+    """Redraw a few times a second, so the countdown moves between events too."""
+    while True:
+        live.update(frame(), refresh=True)
+        await asyncio.sleep(1 / _REFRESH_PER_S)
+
+
 class LiveView:
     """``async with LiveView(session, console)``: show the session until it ends."""
 
@@ -237,7 +250,7 @@ class LiveView:
         self.session = session
         self.console = console
         self.broker = broker
-        self.state = ViewState()
+        self.state = ViewState(late_ms=session.late_cue_ms)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -264,15 +277,15 @@ class LiveView:
         return render(self.session.snapshot(), self.state, self.broker)
 
     async def _live(self) -> None:
-        from rich.live import Live
-
-        # Live calls _frame on every refresh, so the countdown moves between events too.
-        with Live(
-            get_renderable=self._frame, console=self.console, refresh_per_second=_REFRESH_PER_S
-        ) as live:
-            async for event in self.session.events():
-                self.state.take(event)
-            live.refresh()
+        # Redrawn from this loop, not rich's refresh thread: a snapshot reads the loop's clock.
+        with Live(self._frame(), console=self.console, auto_refresh=False) as live:
+            redraw = asyncio.create_task(_redraw_forever(live, self._frame))
+            try:
+                async for event in self.session.events():
+                    self.state.take(event)
+            finally:
+                redraw.cancel()
+            live.update(self._frame(), refresh=True)
 
     async def _plain(self) -> None:
         async for event in self.session.events():

@@ -78,9 +78,7 @@ async def monitor(
     """Show the live session published under ``companion/<band id>/`` until interrupted."""
     follower = _Follower(band_id)
     live = (
-        Live(get_renderable=follower.frame, console=console, refresh_per_second=4)
-        if console.is_terminal
-        else None
+        Live(follower.frame(), console=console, auto_refresh=False) if console.is_terminal else None
     )
     try:
         async with aiomqtt.Client(
@@ -101,8 +99,10 @@ async def monitor(
                         continue  # amqtt also delivers retained messages nobody asked for
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     line = follower.take(topic, payload)
-                    if line is not None and live is None:
-                        console.print(line, markup=False, highlight=False)
+                    if live is not None:
+                        live.update(follower.frame(), refresh=True)
+                    elif line is not None:
+                        console.print(line, markup=False, highlight=False, soft_wrap=True)
                     if exit_when_done and follower.ended:
                         return
     except aiomqtt.MqttError as exc:
