@@ -43,7 +43,7 @@ def test_help_of_every_command_explains_it(command: tuple[str, ...], expected: s
     assert expected in " ".join(result.output.split())
 
 
-def test_run_on_the_virtual_band_finishes_a_round_and_lands_in_history(db: Path) -> None:
+def test_run_on_the_virtual_band_finishes_a_round_lands_in_history_and_reports(db: Path) -> None:
     result = invoke("run", *FAST, "--db", db)
     assert result.exit_code == 0, result.output
     assert "Stop immediately if in pain" in result.output
@@ -58,6 +58,13 @@ def test_run_on_the_virtual_band_finishes_a_round_and_lands_in_history(db: Path)
     assert session_id.group(1) in listed.output
     assert "done" in listed.output
     assert "1/1" in listed.output
+
+    report = db.parent / "report.html"
+    tcx = db.parent / "session.tcx"
+    written = invoke("report", session_id.group(1)[:6], "-o", report, "--tcx", tcx, "--db", db)
+    assert written.exit_code == 0, written.output
+    assert "QL lifts" in report.read_text()
+    assert "<TrainingCenterDatabase" in tcx.read_text()
 
 
 def test_a_plan_file_with_rounds(tmp_path: Path, db: Path) -> None:
