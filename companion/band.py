@@ -46,6 +46,7 @@ from .events import (
     LinkUp,
     TimeSynced,
 )
+from .heart_rate import subscribe_heart_rate
 from .plan import Plan
 from .state import DeviceInfo
 
@@ -233,6 +234,18 @@ class Band:
                 return
             yield item
 
+    async def heart_rate(self) -> AsyncIterator[HeartRate]:
+        """Heart rate from the band's standard Heart Rate Service, stamped on arrival.
+
+        Independent of the companion protocol (whose samples carry the band's own
+        timestamps and arrive through :meth:`events`): this is the same code path
+        a standard strap uses, see :class:`companion.heart_rate.HeartRateSensor`.
+        """
+        if self._link is None:
+            raise LinkLostError(f"band {self.target} is not connected")
+        async for sample in subscribe_heart_rate(self._link, self._clock):
+            yield sample
+
     async def push_plan(self, plan: Plan) -> bool:
         """Send ``plan`` to the band; False when the band already holds it (nothing sent)."""
         capabilities = self._require_capabilities()
@@ -381,8 +394,8 @@ class Band:
             await link.close()
             raise IncompatibleBandError(
                 f"{self.target} ({device.address}) has no companion service: it is not a "
-                "companion band (a standard heart-rate strap can still be read with "
-                "`companion scan` to check what it offers)"
+                "companion band. If it is a standard heart-rate sensor, read it with "
+                "companion.heart_rate.HeartRateSensor; `companion scan` shows what each offers"
             )
         self._link = link
         await self._subscribe(link)

@@ -74,7 +74,9 @@ def _store(db: Path | None) -> Store:
 
 
 @contextlib.asynccontextmanager
-async def _virtual_world(count: int, clock: LoopClock | None = None) -> Any:
+async def _virtual_world(
+    count: int, clock: LoopClock | None = None, *, with_strap: bool = False
+) -> Any:
     from .sim import VirtualBandConfig, VirtualWorld
 
     async with VirtualWorld() as world:
@@ -82,6 +84,10 @@ async def _virtual_world(count: int, clock: LoopClock | None = None) -> Any:
             name = "Companion" if count == 1 else f"Companion{index + 1}"
             await world.add_band(
                 VirtualBandConfig(name=name, serial=f"SIM{index + 1:04d}", clock=clock)
+            )
+        if with_strap:  # a standard heart-rate strap, as people already own
+            await world.add_band(
+                VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
             )
         yield world
 
@@ -264,7 +270,9 @@ def scan(sim: bool, timeout: float) -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             if sim:
-                world: VirtualWorld = await stack.enter_async_context(_virtual_world(2))
+                world: VirtualWorld = await stack.enter_async_context(
+                    _virtual_world(2, with_strap=True)
+                )
                 backend = world.backend
             with console.status(f"listening for {timeout:g} s..."):
                 found = await scan_bands(timeout=timeout, backend=backend)

@@ -39,6 +39,7 @@ _LEGACY_ADVERTISING_BYTES: Final = 31
 _HR_PERIOD_S: Final = 1.0
 _BATTERY_DRAIN_PERIOD_S: Final = 600.0
 _ADVERTISING_INTERVAL_MS: Final = 50
+_HEART_RATE_SERVICE_16: Final = 0x180D
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class VirtualBandConfig:
     clock_offset_us: int = 5_000_000_000  # band clock reads this much ahead of the host's
     mtu: int = 247  # the largest ATT MTU the band accepts (23 for the smallest)
     require_pairing: bool = True  # control/events need an encrypted, authenticated link
+    companion_service: bool = True  # False: a standard heart-rate strap
     battery_percent: int = 87
     hr_seed: int = 1
     rssi: int = -50
@@ -211,9 +213,10 @@ class VirtualBand:
                 value.encode(),
             )
 
+        companion = [Service(gatt.COMPANION_SERVICE_UUID, [self._control, self._events])]
         self.device.add_services(
             [
-                Service(gatt.COMPANION_SERVICE_UUID, [self._control, self._events]),
+                *(companion if self.config.companion_service else []),
                 Service(
                     gatt.HEART_RATE_SERVICE_UUID,
                     [
@@ -251,6 +254,11 @@ class VirtualBand:
                     (
                         AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
                         bytes(UUID(gatt.COMPANION_SERVICE_UUID)),
+                    )
+                    if self.config.companion_service
+                    else (
+                        AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                        bytes(UUID.from_16_bits(_HEART_RATE_SERVICE_16)),
                     ),
                 ]
             )
