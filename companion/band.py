@@ -483,6 +483,8 @@ class Band:
             )
         if self.capabilities is not None and reply.boot_id != self.capabilities.boot_id:
             logger.warning("band %s rebooted: its plan and session are gone", self.target)
+            if self._anchor is not None:  # a workout was running: it ended with the reboot
+                self._emit(BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()))
             self._anchor = None
         self.capabilities = reply
         held = reply.plan_id

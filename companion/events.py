@@ -54,6 +54,7 @@ class StopReason(enum.StrEnum):
     PAIN = "pain"  # the pain gesture: "stop immediately if in pain"
     HOST = "host"  # the host asked (CLI, Ctrl-C, MQTT command)
     LINK = "link"  # the band vanished and did not come back
+    REBOOT = "reboot"  # the band restarted and lost the workout (battery, crash, reset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ class BandStateChanged:
     """The band's own session state changed (it runs the timeline; this is its report).
 
     ``shift_s`` is how far the timeline has moved from the plan (pauses add, skips
-    subtract); ``cause`` is "", "button", "pain" or "host" when ``state`` is "stopped".
+    subtract); ``cause`` is "", "button", "pain", "host" or "reboot" when ``state`` is "stopped".
     """
 
     state: str  # firmware_protocol SessionStateCode name, lower case

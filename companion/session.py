@@ -50,7 +50,12 @@ __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
 
-_STOP_REASONS: Final = {"button": StopReason.USER, "pain": StopReason.PAIN, "host": StopReason.HOST}
+_STOP_REASONS: Final = {
+    "button": StopReason.USER,
+    "pain": StopReason.PAIN,
+    "host": StopReason.HOST,
+    "reboot": StopReason.REBOOT,
+}
 _END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
 
@@ -269,10 +274,14 @@ class Session:
             await self.band.push_plan(self.plan)
             start = await self.band.start()
             self._begin(start)
-            async with asyncio.TaskGroup() as tasks:
-                resync = tasks.create_task(self._resync_periodically())
+            # Not a TaskGroup: it would wrap the follower's LinkLostError in an ExceptionGroup.
+            resync = asyncio.create_task(self._resync_periodically())
+            try:
                 await self._follow(events)
+            finally:
                 resync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await resync
         except asyncio.CancelledError:
             await self._stop_for_cancel()
             raise

@@ -286,7 +286,9 @@ class VirtualBand:
         ]
 
     async def close(self) -> None:
-        """Stop timers, advertising and the link, and leave the virtual link."""
+        """Stop timers, advertising and the link, and leave the virtual link (once)."""
+        if self._controller not in self._link.controllers:
+            return  # already closed, e.g. a test switched the band off before the world ends
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
