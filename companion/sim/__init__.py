@@ -2,12 +2,27 @@
 
 Only this package imports Bumble. The rest of companion gets a
 :class:`~companion.ble.backend.BleakBackend` from here when the user asks for a
-virtual band (``companion run --sim``, tests, benchmarks).
+virtual band: ``VirtualWorld().backend`` for bands in this process
+(``companion run --sim``, tests, benchmarks), ``remote_backend(url)`` for bands
+another process serves with :class:`SimServer` (``companion sim``).
 """
 
 from __future__ import annotations
 
 from .band import BandClock, Motor, VirtualBand, VirtualBandConfig
+from .remote import RemoteAdapter, parse_sim_url, remote_backend
+from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
 
-__all__ = ["BandClock", "Motor", "VirtualBand", "VirtualBandConfig", "VirtualWorld"]
+__all__ = [
+    "BandClock",
+    "Motor",
+    "RemoteAdapter",
+    "SimServer",
+    "VirtualBand",
+    "VirtualBandConfig",
+    "VirtualWorld",
+    "parse_sim_url",
+    "remote_backend",
+    "run_sim_server",
+]

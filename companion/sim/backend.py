@@ -3,6 +3,8 @@
 ``BleakScanner(..., backend=world.backend.scanner)`` and
 ``BleakClient(..., backend=world.backend.client)`` then run plain bleak code,
 the same code that runs against an OS Bluetooth stack, against virtual bands.
+The central is a :class:`SimAdapter`: the in-process world's own, or one in
+another process's link reached over TCP (:mod:`companion.sim.remote`).
 Errors are mapped the bleak 3.x way: an ATT error becomes
 ``BleakGATTProtocolError(code)``, a Bumble timeout the builtin ``TimeoutError``,
 and a request cut short by a link drop a ``BleakError``.
@@ -10,11 +12,12 @@ and a request cut short by a link drop a ``BleakError``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
@@ -27,15 +30,15 @@ from bleak.uuids import normalize_uuid_str
 from bumble import core, hci
 from bumble.att import ATT_Error
 from bumble.core import AdvertisingData
-from bumble.device import Advertisement, Connection, Peer
+from bumble.device import Advertisement, Connection, Device, Peer
 
-if TYPE_CHECKING:
-    from .world import VirtualWorld
+from ..ble.backend import BleakBackend
 
-__all__ = ["SimClient", "SimScanner"]
+__all__ = ["SimAdapter", "SimClient", "SimScanner"]
 
 _T = TypeVar("_T")
 _PREFERRED_MTU = 247
+_LOCAL_HOST = hci.HCI_ErrorCode.CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR
 
 _PROPERTY_NAMES = (
     (0x02, "read"),
@@ -79,10 +82,61 @@ async def _gatt(operation: Awaitable[_T], what: str) -> _T:
         raise BleakError(f"{what} failed: {exc}") from None
 
 
-class SimScanner(BaseBleakScanner):
-    """Scanner backend: advertisements heard by the world's central."""
+class SimAdapter(abc.ABC):
+    """The host's Bluetooth adapter as the sim backends see it: one Bumble central.
 
-    world: ClassVar[VirtualWorld]
+    Scanners and clients take the central with :meth:`acquire` and give it back
+    with :meth:`release`, so an adapter that costs a socket (a band server in
+    another process) is open exactly while someone uses it.
+    """
+
+    def __init__(self) -> None:
+        self._loss_listeners: set[Callable[[], None]] = set()
+        #: Scanner and client classes bound to this adapter, for ``backend=``.
+        self.backend = BleakBackend(
+            scanner=type("SimAdapterScanner", (SimScanner,), {"adapter": self}),
+            client=type("SimAdapterClient", (SimClient,), {"adapter": self}),
+        )
+
+    @abc.abstractmethod
+    async def acquire(self) -> Device:
+        """The central, powered on; every call is paired with one :meth:`release`."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """One user fewer; the adapter may start closing (see :meth:`settle`)."""
+
+    @abc.abstractmethod
+    async def settle(self) -> None:
+        """Wait until the teardown a :meth:`release` started is done."""
+
+    @property
+    @abc.abstractmethod
+    def connect_lock(self) -> asyncio.Lock:
+        """Held around a connect: a controller makes one LE connection at a time."""
+
+    def rssi_of(self, address: str, heard: int) -> int:
+        """The signal strength a band is heard at (as heard, unless the adapter knows better)."""
+        return heard
+
+    def mtu_for(self, address: str, preferred: int) -> int:
+        """The MTU to request from a band (the host's preference, unless capped)."""
+        return preferred
+
+    def watch_loss(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` if the adapter itself goes away; returns the unwatch function."""
+        self._loss_listeners.add(listener)
+        return functools.partial(self._loss_listeners.discard, listener)
+
+    def _lost(self) -> None:
+        for listener in list(self._loss_listeners):
+            listener()
+
+
+class SimScanner(BaseBleakScanner):
+    """Scanner backend: advertisements heard by the adapter's central."""
+
+    adapter: ClassVar[SimAdapter]
 
     def __init__(
         self,
@@ -93,18 +147,32 @@ class SimScanner(BaseBleakScanner):
     ) -> None:
         super().__init__(detection_callback, service_uuids)
         self._active = scanning_mode != "passive"
+        self._central: Device | None = None
 
     async def start(self) -> None:
         self.seen_devices = {}
-        central = await self.world.central()
+        if self._central is not None:
+            return
+        central = await self.adapter.acquire()
+        self._central = central
         central.on("advertisement", self._on_advertisement)
-        await central.start_scanning(active=self._active, filter_duplicates=False)
+        try:
+            await central.start_scanning(active=self._active, filter_duplicates=False)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        central = await self.world.central()
+        central, self._central = self._central, None
+        if central is None:
+            return
         central.remove_listener("advertisement", self._on_advertisement)
-        with contextlib.suppress(core.BaseBumbleError):
-            await central.stop_scanning()
+        try:
+            with contextlib.suppress(core.BaseBumbleError):
+                await central.stop_scanning()
+        finally:
+            self.adapter.release()
+            await self.adapter.settle()
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         data = advertisement.data
@@ -128,7 +196,7 @@ class SimScanner(BaseBleakScanner):
             service_data={},
             service_uuids=uuids,
             tx_power=None,
-            rssi=self.world.rssi_of(address, advertisement.rssi),
+            rssi=self.adapter.rssi_of(address, advertisement.rssi),
             platform_data=(advertisement,),
         )
         device = self.create_or_update_device(
@@ -138,15 +206,16 @@ class SimScanner(BaseBleakScanner):
 
 
 class SimClient(BaseBleakClient):
-    """Client backend: one GATT connection from the world's central to a virtual band."""
+    """Client backend: one GATT connection from the adapter's central to a virtual band."""
 
-    world: ClassVar[VirtualWorld]
+    adapter: ClassVar[SimAdapter]
 
     def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
         super().__init__(address_or_ble_device, **kwargs)
         self._connection: Connection | None = None
         self._peer: Peer | None = None
         self._subscriptions: dict[int, Callable[[bytes], None]] = {}
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -161,32 +230,51 @@ class SimClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        central = await self.world.central()
+        if self._connection is not None:
+            return
+        central = await self.adapter.acquire()
+        try:
+            connection = await self._connect(central)
+        except BaseException:
+            self.adapter.release()
+            await self.adapter.settle()
+            raise
+        self._connection = connection
+        self._unwatch = self.adapter.watch_loss(
+            functools.partial(self._on_disconnection, connection, 0)
+        )
+        connection.on("disconnection", functools.partial(self._on_disconnection, connection))
+        peer = Peer(connection)
+        self._peer = peer
+        try:
+            if central.keystore is not None and await central.keystore.get(
+                str(connection.peer_address)
+            ):
+                # Bonded before: an OS stack re-encrypts with the stored key, without a new
+                # pairing.
+                await _gatt(connection.encrypt(), "encryption")
+            await _gatt(
+                peer.request_mtu(self.adapter.mtu_for(self.address, _PREFERRED_MTU)),
+                "MTU exchange",
+            )
+            self.services = await self._discover(peer)
+            if pair:
+                await self.pair()
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def _connect(self, central: Device) -> Connection:
         address = hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS)
-        async with self.world.connect_lock:
+        async with self.adapter.connect_lock:
             try:
-                connection = await central.connect(address, timeout=self._timeout)
+                return await central.connect(address, timeout=self._timeout)
             except core.TimeoutError:
                 raise BleakDeviceNotFoundError(
                     self.address, f"virtual band {self.address} did not answer"
                 ) from None
             except (hci.HCI_Error, core.BaseBumbleError) as exc:
                 raise BleakError(f"connecting to {self.address} failed: {exc}") from None
-        self._connection = connection
-        connection.on("disconnection", functools.partial(self._on_disconnection, connection))
-        peer = Peer(connection)
-        self._peer = peer
-        if central.keystore is not None and await central.keystore.get(
-            str(connection.peer_address)
-        ):
-            # Bonded before: an OS stack re-encrypts with the stored key, without a new pairing.
-            await _gatt(connection.encrypt(), "encryption")
-        await _gatt(
-            peer.request_mtu(self.world.mtu_for(self.address, _PREFERRED_MTU)), "MTU exchange"
-        )
-        self.services = await self._discover(peer)
-        if pair:
-            await self.pair()
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
@@ -217,6 +305,10 @@ class SimClient(BaseBleakClient):
             self._connection = None
             self._peer = None
             self._subscriptions.clear()
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
+            self.adapter.release()
             if self._disconnected_callback is not None:
                 self._disconnected_callback()
 
@@ -231,6 +323,11 @@ class SimClient(BaseBleakClient):
             return
         with contextlib.suppress(core.BaseBumbleError, hci.HCI_Error):
             await connection.disconnect()
+        # No disconnection event (the adapter's transport is gone): the link is down all the same.
+        self._on_disconnection(
+            connection, hci.HCI_ErrorCode.CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR
+        )
+        await self.adapter.settle()
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         connection = self._connection
@@ -239,10 +336,14 @@ class SimClient(BaseBleakClient):
         await _gatt(connection.pair(), "pairing")
 
     async def unpair(self) -> None:
-        central = await self.world.central()
-        if central.keystore is not None:
-            with contextlib.suppress(KeyError):
-                await central.keystore.delete(hci.Address(self.address).to_string(False))
+        central = await self.adapter.acquire()
+        try:
+            if central.keystore is not None:
+                with contextlib.suppress(KeyError):
+                    await central.keystore.delete(hci.Address(self.address).to_string(False))
+        finally:
+            self.adapter.release()
+            await self.adapter.settle()
 
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any

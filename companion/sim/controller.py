@@ -9,16 +9,20 @@ Every Bumble internal the simulator relies on is touched here and nowhere else
 - The virtual link has no latency at all; :class:`SimLink` can delay delivery
   per direction (never reordering, as a BLE connection never does), to model
   a real link's connection events.
+- HCI reset is a no-op and a host whose socket closes leaves its connections
+  up forever; :meth:`SimController.detach_host` ends them, as a real adapter
+  does when its host goes away, so the bands re-advertise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from typing import Any
 
-from bumble import hci
+from bumble import core, hci, ll
 from bumble.controller import Controller
 from bumble.link import LocalLink
 
@@ -56,6 +60,21 @@ class SimController(Controller):
             ),
         )
         return result
+
+    def detach_host(self) -> None:
+        """The host went away: drop its links (the peers see a disconnection), leave the link."""
+        self.host = None  # nothing more goes to a host that is gone
+        self.pending_le_connection = None
+        reason = hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR
+        for connection in list(self.le_connections.values()):
+            with contextlib.suppress(core.BaseBumbleError):
+                connection.send_ll_control_pdu(ll.TerminateInd(reason))
+            del self.le_connections[connection.peer_address]
+        if self.advertising_timer_handle is not None:
+            self.advertising_timer_handle.cancel()
+            self.advertising_timer_handle = None
+        if self.link is not None and self in self.link.controllers:
+            self.link.remove_controller(self)
 
 
 class SimLink(LocalLink):

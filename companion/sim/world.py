@@ -14,12 +14,11 @@ from bumble.host import Host
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
-from ..ble.backend import BleakBackend
-from .backend import SimClient, SimScanner
+from .backend import SimAdapter
 from .band import VirtualBand, VirtualBandConfig, random_static_address
 from .controller import SimController, SimLink
 
-__all__ = ["VirtualWorld"]
+__all__ = ["VirtualWorld", "central_device"]
 
 # Bumble logs ~33 DEBUG records per GATT round trip: quiet unless asked.
 logging.getLogger("bumble").setLevel(logging.WARNING)
@@ -35,7 +34,24 @@ class _HostDelegate(PairingDelegate):
         return True
 
 
-class VirtualWorld:
+def central_device(host: Host, name: str, address: str) -> Device:
+    """A host's central on ``host`` (not yet powered on): numeric comparison, bonding.
+
+    Shared by the in-process world and the remote adapter so that both pair the same way.
+    """
+    device = Device(
+        config=DeviceConfiguration(
+            name=name, address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
+        ),
+        host=host,
+    )
+    device.pairing_config_factory = lambda _c: PairingConfig(
+        sc=True, mitm=True, bonding=True, delegate=_HostDelegate()
+    )
+    return device
+
+
+class VirtualWorld(SimAdapter):
     """``async with VirtualWorld() as world``: bands on a virtual link, reached through bleak.
 
     The world plays the host's Bluetooth adapter too: one central (like one OS
@@ -44,16 +60,13 @@ class VirtualWorld:
     """
 
     def __init__(self, *, name: str = "host") -> None:
+        super().__init__()
         self.link = SimLink()
         self.bands: list[VirtualBand] = []
-        self.connect_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
         self._name = name
         self._central: Device | None = None
         self._central_controller: SimController | None = None
-        self.backend = BleakBackend(
-            scanner=type("WorldScanner", (SimScanner,), {"world": self}),
-            client=type("WorldClient", (SimClient,), {"world": self}),
-        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -77,20 +90,29 @@ class VirtualWorld:
         """The host's adapter on this link (created on first use)."""
         if self._central is None:
             controller = SimController(self._name, link=self.link)
-            address = random_static_address(f"host:{self._name}")
-            device = Device(
-                config=DeviceConfiguration(
-                    name=self._name,
-                    address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS),
-                ),
-                host=Host(controller, AsyncPipeSink(controller)),
-            )
-            device.pairing_config_factory = lambda _c: PairingConfig(
-                sc=True, mitm=True, bonding=True, delegate=_HostDelegate()
+            device = central_device(
+                Host(controller, AsyncPipeSink(controller)),
+                self._name,
+                random_static_address(f"host:{self._name}"),
             )
             await device.power_on()
             self._central, self._central_controller = device, controller
         return self._central
+
+    async def acquire(self) -> Device:
+        """The world's central; it stays up until the world closes."""
+        return await self.central()
+
+    def release(self) -> None:
+        """Nothing to do: the world's central lives as long as the world."""
+
+    async def settle(self) -> None:
+        """Nothing to wait for: releasing never closes the world's central."""
+
+    @property
+    def connect_lock(self) -> asyncio.Lock:
+        """Held around a connect: the central makes one LE connection at a time."""
+        return self._connect_lock
 
     def band_at(self, address: str) -> VirtualBand | None:
         """The band with this address, if it is on this link."""

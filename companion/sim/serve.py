@@ -1,0 +1,213 @@
+"""Virtual bands served to host processes: ``companion sim`` and ``python -m companion.sim``.
+
+Addressing: the server listens on one TCP port of 127.0.0.1 and is named by
+the URL ``sim://127.0.0.1:PORT``. Each socket accepted there is one host
+process's Bluetooth adapter: the server puts a fresh virtual controller for it
+on the bands' link and speaks HCI with it over that socket, and the host builds
+its central on ``tcp-client:127.0.0.1:PORT`` (see :mod:`companion.sim.remote`).
+
+Why not Bumble's stock ``tcp-server`` transport, one port per host: it feeds
+every socket into one HCI parser, so two hosts on one port corrupt each other's
+packets, and it has no hook for a lost client. Here every socket has its own
+parser (Bumble's ``StreamPacketSource``), so any number of hosts share one
+port, and when a socket closes (even because its process crashed) that host's
+links are dropped, as a real adapter's are, and the bands advertise again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Self, cast
+
+from bumble.transport.common import StreamPacketSink, StreamPacketSource
+
+from ..errors import CompanionError
+from .band import VirtualBand, VirtualBandConfig
+from .controller import SimController
+from .world import VirtualWorld
+
+__all__ = ["SimServer", "run_sim_server", "server_band_configs"]
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK = "127.0.0.1"
+_HOST_CLOSE_TIMEOUT_S = 2.0
+
+
+def server_band_configs(
+    bands: int = 1, *, name: str = "Companion", drift_ppm: float = 0.0
+) -> list[VirtualBandConfig]:
+    """Configurations for ``bands`` bands named as ``companion run --sim`` names them.
+
+    One band is called ``name``; several are ``name1``, ``name2``..., with
+    serials ``SIM0001``... so their addresses stay the same from run to run.
+    """
+    if bands < 1:
+        raise ValueError(f"a band server needs at least one band, not {bands}")
+    return [
+        replace(
+            VirtualBandConfig(),
+            name=name if bands == 1 else f"{name}{index + 1}",
+            serial=f"SIM{index + 1:04d}",
+            drift_ppm=drift_ppm,
+        )
+        for index in range(bands)
+    ]
+
+
+class _HostSocket(asyncio.Protocol):
+    """One host process: its socket, and the virtual controller it drives through it."""
+
+    def __init__(self, server: SimServer, name: str) -> None:
+        self._server = server
+        self._name = name
+        self._transport: asyncio.Transport | None = None
+        self._source: StreamPacketSource | None = None
+        self._controller: SimController | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._source = StreamPacketSource()
+        self._controller = SimController(
+            self._name,
+            host_source=self._source,
+            host_sink=StreamPacketSink(self._transport),
+            link=self._server.world.link,
+        )
+        self._server._hosts.add(self)
+        logger.info("host %s connected from %s", self._name, transport.get_extra_info("peername"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._source is not None:
+            self._source.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._controller is not None:
+            self._controller.detach_host()
+        self._server._hosts.discard(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+        logger.info("host %s went away%s", self._name, f": {exc}" if exc else "")
+
+    def close(self) -> None:
+        """Hang up on this host (its links drop when the socket is gone)."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+class SimServer:
+    """``async with SimServer(configs, port=0) as server``: bands other processes reach.
+
+    ``server.url`` (``sim://127.0.0.1:PORT``) is what a host passes to
+    :func:`companion.sim.remote.remote_backend`; ``server.world`` is the
+    in-process :class:`VirtualWorld` holding the bands (for tests to look at).
+    """
+
+    def __init__(
+        self,
+        bands: Sequence[VirtualBandConfig] = (VirtualBandConfig(),),
+        *,
+        port: int = 0,
+        host: str = _LOOPBACK,
+    ) -> None:
+        self.world = VirtualWorld(name="sim-server")
+        self.port = port
+        self._configs = list(bands)
+        self._host = host
+        self._server: asyncio.Server | None = None
+        self._hosts: set[_HostSocket] = set()
+        self._names = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        """Where hosts connect: ``sim://HOST:PORT``."""
+        return f"sim://{self._host}:{self.port}"
+
+    @property
+    def bands(self) -> list[VirtualBand]:
+        """The bands served, in the order they were configured."""
+        return self.world.bands
+
+    @property
+    def hosts(self) -> int:
+        """How many host processes are connected now."""
+        return len(self._hosts)
+
+    async def __aenter__(self) -> Self:
+        try:
+            for config in self._configs:
+                await self.world.add_band(config)
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _HostSocket(self, f"host{next(self._names)}"), self._host, self.port
+            )
+        except ValueError as exc:  # a band name too long for its advertisement
+            await self.close()
+            raise CompanionError(str(exc)) from exc
+        except OSError as exc:
+            await self.close()
+            raise CompanionError(
+                f"cannot listen on {self._host}:{self.port} ({exc.strerror or exc}): is another "
+                "band server running there? Pick another --port, or 0 for a free one"
+            ) from exc
+        except BaseException:
+            await self.close()
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
+        logger.info("serving %d virtual band(s) at %s", len(self.bands), self.url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening, hang up on every host, and switch the bands off."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        hosts = list(self._hosts)
+        for host in hosts:
+            host.close()
+        if hosts:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_HOST_CLOSE_TIMEOUT_S):
+                    await asyncio.gather(*(asyncio.shield(host.closed) for host in hosts))
+        if server is not None:
+            await server.wait_closed()
+        await self.world.close()
+
+
+async def run_sim_server(
+    port: int,
+    *,
+    bands: int = 1,
+    name: str = "Companion",
+    drift_ppm: float = 0.0,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``bands`` virtual bands on 127.0.0.1:``port`` until cancelled (``companion sim``).
+
+    ``port`` 0 picks a free port; ``ready`` is called once with the URL
+    (``sim://127.0.0.1:PORT``) when hosts can connect. Raises
+    :class:`~companion.errors.CompanionError` if the port is taken or a band
+    name is too long to advertise.
+    """
+    try:
+        configs = server_band_configs(bands, name=name, drift_ppm=drift_ppm)
+    except ValueError as exc:
+        raise CompanionError(str(exc)) from exc
+    async with SimServer(configs, port=port) as server:
+        if ready is not None:
+            ready(server.url)
+        await asyncio.get_running_loop().create_future()  # until cancelled
