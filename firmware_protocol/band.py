@@ -384,6 +384,9 @@ class BandProtocol:
         run = self._run
         if run is None or self.state not in _ACTIVE:
             return m.Nack(NackCode.BAD_STATE, "no session is running")
+        if run.paused_at_us is not None:
+            # A second pause must not move the pause start: the time between would be lost.
+            return m.Nack(NackCode.BAD_STATE, "the session is already paused")
         self._advance(run, now_us)  # fire what was due before the pause
         if self.state not in _ACTIVE:
             return m.Nack(NackCode.BAD_STATE, "the session has just ended")

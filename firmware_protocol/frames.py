@@ -91,12 +91,19 @@ def _payload(*fields: Any) -> Any:
     return c.Struct(*fields, c.Terminated).compile()
 
 
+def _checked_payload(*fields: Any) -> Any:
+    """A payload ending in a length-prefixed field, left uncompiled on purpose: construct's
+    compiled code reads such a field short without complaint when the length claims more
+    bytes than the payload holds; the interpreted parser raises."""
+    return c.Struct(*fields, c.Terminated)
+
+
 _EMPTY = _payload()
 
 # Field names match the dataclass fields one for one.
 _PAYLOADS: Final[dict[type[Any], Any]] = {
     m.Hello: _payload("min_version" / c.Int8ul, "max_version" / c.Int8ul),
-    m.PlanChunk: _payload(
+    m.PlanChunk: _checked_payload(
         "plan_id" / _PlanId,
         "total_length" / c.Int16ul,
         "offset" / c.Int16ul,
@@ -111,7 +118,7 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
     m.Adjust: _payload("delta_us" / c.Int32sl),
     m.EventAck: _payload("event_number" / c.Int32ul),
     m.Ack: _EMPTY,
-    m.Nack: _payload("code" / c.Int8ul, "detail" / _String),
+    m.Nack: _checked_payload("code" / c.Int8ul, "detail" / _String),
     m.Capabilities: _payload(
         "protocol_version" / c.Int8ul,
         "firmware_version" / _String,
@@ -472,11 +479,10 @@ class Reassembler:
             self._expected = 0
         if self._expected is None:
             raise FrameError("fragment without a first fragment before it", path="fragment")
-        if index != self._expected & _INDEX_MASK:
+        due = self._expected & _INDEX_MASK
+        if index != due:
             self.reset()
-            raise FrameError(
-                f"fragment {index} arrived where {self._expected} was due", path="fragment"
-            )
+            raise FrameError(f"fragment {index} arrived where {due} was due", path="fragment")
         if len(self._buffer) + len(body) > self._max_frame:
             self.reset()
             raise FrameError(f"reassembled frame exceeds {self._max_frame} bytes", path="fragment")

@@ -114,6 +114,27 @@ def test_pause_shifts_the_rest_of_the_timeline_by_the_pause() -> None:
     assert all(shift == pytest.approx(10 * SECOND, abs=2) for shift in late[1:])
 
 
+def test_a_second_pause_is_refused_and_loses_no_time() -> None:
+    link = _connected_pair()
+    start = link.now + SECOND
+    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.run_until(start + 2 * SECOND)
+    link.host.send_command(fp.Pause(), link.now)
+    link.run_until(link.now + 3 * SECOND)
+    link.host.send_command(fp.Pause(), link.now)
+    link.run_until(link.now + 7 * SECOND)
+    second = link.results[-1]
+    assert isinstance(second, fp.CommandResult)
+    assert isinstance(second.reply, fp.Nack)
+    assert second.reply.code == fp.NackCode.BAD_STATE
+    link.host.send_command(fp.Resume(), link.now)
+    link.run_until(link.now + 60 * SECOND)
+    fired = [e for e in link.events if isinstance(e, fp.CueFired)]
+    offsets = [c.offset_us for c in fp.build_timeline(PLAN).cues]
+    late = [e.fired_us - start - offset for e, offset in zip(fired, offsets, strict=True)]
+    assert all(shift == pytest.approx(10 * SECOND, abs=2) for shift in late[1:])
+
+
 def test_pain_button_stops_the_session_on_the_band_with_no_host() -> None:
     link = _connected_pair()
     start = link.now + SECOND
