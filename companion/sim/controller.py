@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import random
 from typing import Any
@@ -27,6 +28,11 @@ from bumble.controller import Controller
 from bumble.link import LocalLink
 
 __all__ = ["SimController", "SimLink"]
+
+# The virtual controller warns "no connection for handle" when a host's packet crosses a
+# disconnection, a race a real controller settles silently (it drops the packet); a band
+# server's console would fill with it whenever a host hangs up mid-notification.
+logging.getLogger("bumble.controller").setLevel(logging.ERROR)
 
 
 class SimController(Controller):
