@@ -92,6 +92,19 @@ async def _virtual_world(
         yield world
 
 
+def _remote_target(target: str) -> tuple[str, BleakBackend]:
+    """``sim://HOST:PORT[/NAME_OR_ADDRESS]``: a band served by `companion sim`."""
+    from .sim.remote import parse_sim_url, remote_backend
+
+    base, slash, band = target[len("sim://") :].partition("/")
+    url = f"sim://{base}"
+    try:
+        parse_sim_url(url)
+    except ValueError as exc:
+        raise CompanionError(str(exc)) from None
+    return (band if slash and band else "Companion"), remote_backend(url)
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -125,7 +138,12 @@ def main(verbose: int) -> None:
 
 @main.command()
 @click.argument("plan", default="back-5")
-@click.option("--band", "target", metavar="ADDRESS", help="Band address or name.")
+@click.option(
+    "--band",
+    "target",
+    metavar="ADDRESS",
+    help="Band address or name; sim://127.0.0.1:PORT[/NAME] for `companion sim`'s bands.",
+)
 @click.option("--sim", is_flag=True, help="Use a virtual band in this process (no hardware).")
 @click.option(
     "--speed",
@@ -182,6 +200,8 @@ def run(
         async with contextlib.AsyncExitStack() as stack:
             backend: BleakBackend | None = None
             address = target or ""
+            if address.startswith("sim://"):
+                address, backend = _remote_target(address)
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(_virtual_world(1, clock))
                 backend, address = world.backend, world.bands[0].address
@@ -309,6 +329,8 @@ def pair(address: str | None, sim: bool) -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             target = address or ""
+            if target.startswith("sim://"):
+                target, backend = _remote_target(target)
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(_virtual_world(1))
                 backend, target = world.backend, world.bands[0].address
@@ -332,7 +354,9 @@ def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
     """Run virtual bands in this process, for scripts in other processes.
 
     Prints the address to connect to (sim://127.0.0.1:PORT); use it as
-    `companion run --band sim://127.0.0.1:PORT`. Stop with Ctrl-C.
+    `companion run --band sim://127.0.0.1:PORT` (add /NAME to pick one of
+    several bands: Companion1, Companion2...), or from Python with
+    `companion.sim.remote_backend(URL)`. Stop with Ctrl-C.
     """
     from .sim.serve import run_sim_server
 

@@ -56,11 +56,13 @@ def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
 
 
 @contextlib.contextmanager
-def _adapter_errors() -> Iterator[None]:
+def _adapter_errors(backend: BleakBackend | None) -> Iterator[None]:
     """Turn "no adapter" failures of the platform stack into one clear error."""
     try:
         yield
     except (BleakError, OSError) as exc:
+        if backend is not None:  # a virtual adapter: its own message says what to start
+            raise BluetoothUnavailableError(str(exc)) from exc
         raise BluetoothUnavailableError(
             f"Bluetooth is not available here ({exc or type(exc).__name__}): switch the "
             "adapter on (on Linux, check that `bluetoothctl show` lists one and bluetoothd "
@@ -71,7 +73,7 @@ def _adapter_errors() -> Iterator[None]:
 async def scan(*, timeout: float = 5.0, backend: BleakBackend | None = None) -> list[FoundBand]:
     """Every band heard within ``timeout`` seconds, strongest signal first."""
     extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
-    with _adapter_errors():
+    with _adapter_errors(backend):
         heard = await BleakScanner.discover(timeout=timeout, return_adv=True, **extra)
     bands = [found for device, adv in heard.values() if (found := _as_found(device, adv))]
     return sorted(bands, key=lambda band: band.rssi, reverse=True)
@@ -88,7 +90,7 @@ async def find_band(
         return device.address.lower() == wanted or name == wanted
 
     extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
-    with _adapter_errors():
+    with _adapter_errors(backend):
         device = await BleakScanner.find_device_by_filter(matches, timeout=timeout, **extra)
     if device is None:
         raise BandNotFoundError(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from companion.cli import main
+from companion.mqtt import free_loopback_port
 
 FAST = ["--sim", "--speed", "300", "--no-mqtt"]
 
@@ -152,3 +156,31 @@ def test_report_of_an_unknown_session_is_a_clear_error(db: Path) -> None:
     result = invoke("report", "nope", "--db", db)
     assert result.exit_code == 1
     assert "nope" in result.output
+
+
+def test_run_reaches_a_band_served_by_companion_sim_in_another_process(
+    tmp_path: Path, db: Path
+) -> None:
+    plan = tmp_path / "tiny.toml"
+    plan.write_text('name = "tiny"\n[[steps]]\nname = "Plank"\nduration = 2\n')
+    command = [sys.executable, "-m", "companion", "sim", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            ready = server.stdout.readline()
+            url = re.search(r"sim://127\.0\.0\.1:\d+", ready)
+            assert url is not None, ready
+            band = f"{url.group(0)}/Companion"
+            result = invoke("run", plan, "--band", band, "--no-mqtt", "--db", db)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert "workout done: 1 round(s)" in result.output
+
+
+def test_a_band_server_that_is_not_running_is_a_clear_error(db: Path) -> None:
+    port = free_loopback_port()
+    result = invoke("run", "--band", f"sim://127.0.0.1:{port}", "--no-mqtt", "--db", db)
+    assert result.exit_code == 1
+    assert f"start one with `companion sim --port {port}`" in " ".join(result.output.split())
