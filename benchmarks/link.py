@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/link.py              # about 15 s
+    python benchmarks/link.py              # about 20 s
     python benchmarks/link.py --quick      # under 10 s
     python benchmarks/link.py --no-remote  # skip the cross-process row
 

@@ -7,6 +7,7 @@ its side shows up on its stderr, which the fixture checks after SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import selectors
 import socket
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from bleak import BleakClient, BleakScanner
+from bleak.exc import BleakError
 
 from companion.band import Band
 from companion.errors import CompanionError
@@ -64,8 +66,9 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     return process.stdout.readline()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def _serving() -> Iterator[Server]:
+    """``python -m companion.sim`` in a subprocess; on exit, SIGTERM and a clean stderr."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-W", "error", "-m", "companion.sim", "--port", str(port)],
@@ -84,6 +87,12 @@ def server() -> Iterator[Server]:
         _out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert err == "", err
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with _serving() as serving:
+        yield serving
 
 
 async def _first_cue(band: Band) -> CueFired:
@@ -133,6 +142,22 @@ async def test_a_crashed_host_frees_the_band_for_the_next_one(server: Server) ->
     assert out.decode().strip() == "connected"
     async with BleakClient(server.address, timeout=5, backend=remote_backend(server.url).client):
         pass
+
+
+async def test_a_server_that_goes_away_drops_the_link_and_says_so_on_reconnect() -> None:
+    dropped = asyncio.Event()
+    with _serving() as serving:
+        backend = remote_backend(serving.url)
+        client = BleakClient(
+            serving.address,
+            disconnected_callback=lambda _c: dropped.set(),
+            backend=backend.client,
+        )
+        await client.connect()
+    await asyncio.wait_for(dropped.wait(), 5)
+    assert not client.is_connected
+    with pytest.raises(BleakError, match=r"no virtual band server at sim://"):
+        await client.connect()
 
 
 async def test_connecting_to_a_port_nobody_serves_says_how_to_start_a_server() -> None:
