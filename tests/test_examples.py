@@ -22,7 +22,7 @@ def _run(*args: str) -> str:
 
 
 def test_pair_and_run_prints_the_whole_back_workout() -> None:
-    output = _run(str(EXAMPLES / "pair_and_run.py"), "--sim", "--speed", "300")
+    output = _run(str(EXAMPLES / "pair_and_run.py"), "--sim", "--speed", "60")
     assert "connected to Companion" in output
     for step in ("QL lifts", "Hip roll", "Cat scratch", "Superman", "Crunches"):
         assert f": {step} (60 s)" in output
@@ -31,7 +31,7 @@ def test_pair_and_run_prints_the_whole_back_workout() -> None:
 
 
 def test_minute_cues_plays_its_own_patterns_at_each_minute() -> None:
-    output = _run(str(EXAMPLES / "minute_cues.py"), "--speed", "300")
+    output = _run(str(EXAMPLES / "minute_cues.py"), "--speed", "60")
     assert "Three one-minute moves: done" in output
     played = re.findall(r"^\s+([\d.]+) s\s+(\w+)\s+(\d+) ms$", output, re.MULTILINE)
     nexts = [(float(at), int(ms)) for at, kind, ms in played if kind == "next_exercise"]

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -74,6 +75,9 @@ def _new_client(
         tls_context=config.tls_context(),
         max_inflight_messages=window,
         max_concurrent_outgoing_calls=window,
+        # Without it, a QoS 0 "hr" followed by a QoS 1 "event" waits ~40 ms for the
+        # broker's delayed ACK (Nagle's algorithm): measured by benchmarks/relay.py.
+        socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
     )
     # aiomqtt warns when more calls wait than this; our window already bounds them.
     client.pending_calls_threshold = window * 2
@@ -222,6 +226,7 @@ class Relay:
         assert outbox is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._flush_timeout):
+                self._idle.clear()  # look again now: the session may have ended since
                 self._check_idle()
                 await self._idle.wait()
         if outbox.pending_count():
@@ -272,6 +277,7 @@ class Relay:
                     continue
                 outbox.put(self.topics.hr, heart_rate_payload(numbered, numbered.event), qos=0)
             outbox.put(self.topics.event, event_payload(numbered), qos=1)
+            self._idle.clear()
             self._work.set()
             self._state_changed.set()
         self._follower_done = True

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from companion.cli import main
 from companion.mqtt import free_loopback_port
 
-FAST = ["--sim", "--speed", "300", "--no-mqtt"]
+FAST = ["--sim", "--speed", "60", "--no-mqtt"]
 
 
 def invoke(*args: str | Path) -> Result:
@@ -116,7 +116,7 @@ def test_contradictory_options_are_usage_errors(args: tuple[str, ...], complaint
 
 
 def test_a_bad_broker_url_is_a_clear_error(db: Path) -> None:
-    result = invoke("run", "--sim", "--speed", "300", "--mqtt", "http://broker", "--db", db)
+    result = invoke("run", "--sim", "--speed", "60", "--mqtt", "http://broker", "--db", db)
     assert result.exit_code == 1
     assert "must start with mqtt:// or mqtts://" in " ".join(result.output.split())
 

@@ -46,7 +46,7 @@ async def test_monitor_follows_a_session_from_mqtt_alone(
     watcher = await _companion("monitor", "--mqtt", url, "--exit-when-done", tmp_path=tmp_path)
     await asyncio.sleep(1.0)  # the monitor subscribes before the session starts
     host = await _companion(
-        "run", "--sim", "--speed", "300", "--mqtt", url, tmp_path=tmp_path / "host"
+        "run", "--sim", "--speed", "60", "--mqtt", url, tmp_path=tmp_path / "host"
     )
     _host_out, host_err = await asyncio.wait_for(host.communicate(), 60)
     assert host.returncode == 0, host_err.decode()
@@ -79,7 +79,7 @@ async def test_the_subscriber_example_sees_the_whole_session(
         sys.executable, str(example), url, "--until-done", stdout=asyncio.subprocess.PIPE
     )
     await asyncio.sleep(1.0)  # it subscribes before the session starts
-    host = await _companion("run", "--sim", "--speed", "300", "--mqtt", url, tmp_path=tmp_path)
+    host = await _companion("run", "--sim", "--speed", "60", "--mqtt", url, tmp_path=tmp_path)
     await asyncio.wait_for(host.communicate(), 60)
     seen, _ = await asyncio.wait_for(subscriber.communicate(), 30)
     lines = seen.decode().splitlines()
