@@ -158,6 +158,13 @@ def main(verbose: int) -> None:
 )
 @click.option("--rounds", type=click.IntRange(1, 5), help="Repeat the plan N times (1-5).")
 @click.option(
+    "--scan-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to look for the band before giving up.",
+)
+@click.option(
     "--mqtt",
     "mqtt_url",
     metavar="URL",
@@ -174,6 +181,7 @@ def run(
     sim: bool,
     speed: float,
     rounds: int | None,
+    scan_timeout: float,
     mqtt_url: str | None,
     no_mqtt: bool,
     ca_file: Path | None,
@@ -211,7 +219,7 @@ def run(
                 backend, address = world.backend, world.bands[0].address
             console.print(f"connecting to {'the virtual band' if sim else address}...")
             band = await stack.enter_async_context(
-                Band.connect(address, backend=backend, clock=clock)
+                Band.connect(address, backend=backend, clock=clock, scan_timeout=scan_timeout)
             )
             store = stack.enter_context(_store(db))
             # Timer jitter of the host's event loop is scaled by --speed too: at 60x one real

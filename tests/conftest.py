@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
+import inspect
 from collections.abc import Generator
 
 import pytest
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    """Close the event loop a plugin left behind after a synchronous test.
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Give each synchronous test an event loop that is closed when it ends.
 
     looptime asks the policy for "the" event loop around every test, sync ones
-    included, which makes the policy create a loop nobody closes; the garbage
-    collector later reports it as a ResourceWarning inside an unrelated test.
+    included; with none set, the policy creates one that nobody closes (a test
+    that calls ``asyncio.run`` replaces it), and the garbage collector later
+    reports it as a ResourceWarning inside an unrelated test.
     """
-    result = yield
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return result
-    if not loop.is_running() and not loop.is_closed():
+    function = getattr(item, "obj", None)
+    if function is None or inspect.iscoroutinefunction(function):
+        return (yield)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return (yield)
+    finally:
         loop.close()
-        policy.set_event_loop(None)
-    return result
+        asyncio.set_event_loop(None)

@@ -172,11 +172,15 @@ def test_run_reaches_a_band_served_by_companion_sim_in_another_process(
             assert url is not None, ready
             band = f"{url.group(0)}/Companion"
             result = invoke("run", plan, "--band", band, "--no-mqtt", "--db", db)
+            nobody = f"{url.group(0)}/Nobody"
+            missing = invoke("run", "--band", nobody, "--scan-timeout", "0.5", "--no-mqtt")
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
     assert result.exit_code == 0, result.output
     assert "workout done: 1 round(s)" in result.output
+    assert missing.exit_code == 1
+    assert "band 'Nobody' not found within 0.5 s" in " ".join(missing.output.split())
 
 
 def test_a_band_server_that_is_not_running_is_a_clear_error(db: Path) -> None:
