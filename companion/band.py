@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 _RR_UNITS_PER_S: Final = 1024
 _PLAN_CHUNK_BYTES: Final = 128  # one command per chunk: small enough for any band's frame buffer
 _TIME_SYNC_SAMPLES: Final = 8
+_RETRANSMIT_S: Final = 0.3  # real seconds before a command is sent again (doubling)
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
 _MIN_ADJUST_US: Final = 20  # below the sync's own resolution: not worth a command
 
@@ -96,7 +97,10 @@ class Band:
         self._request_timeout = request_timeout
         self._reconnect_for = reconnect_for
 
-        self._protocol = fp.HostProtocol(first_seq=random.randrange(1, 0xFFFF))
+        self._protocol = fp.HostProtocol(
+            retransmit_us=round(_RETRANSMIT_S * 1_000_000 * self._clock.rate),
+            first_seq=random.randrange(1, 0xFFFF),
+        )
         self._link: GattLink | None = None
         self._link_up = False
         self._closing = False
@@ -434,7 +438,7 @@ class Band:
         self._spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
-        deadline = self._clock.now() + self._reconnect_for
+        deadline = self._clock.now() + self._reconnect_for * self._clock.rate
         attempt = 0
         while not self._closing:
             try:

@@ -33,6 +33,15 @@ class Clock(ABC):
         """:meth:`now` in whole microseconds, the unit of the wire protocol."""
         return round(self.now() * 1_000_000)
 
+    @property
+    def rate(self) -> float:
+        """Seconds of this clock per real second (1 unless sped up for a demo).
+
+        Link timers (retransmission, reconnection windows) are about the radio,
+        not the workout: they scale by this so they stay the same in real time.
+        """
+        return 1.0
+
 
 class LoopClock(Clock):
     """The running event loop's clock, optionally sped up by ``speed``.
@@ -47,6 +56,10 @@ class LoopClock(Clock):
             raise ValueError(f"speed must be positive, got {speed!r}")
         self.speed = speed
         self._origin: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.speed
 
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()

@@ -39,6 +39,7 @@ _LEGACY_ADVERTISING_BYTES: Final = 31
 _HR_PERIOD_S: Final = 1.0
 _BATTERY_DRAIN_PERIOD_S: Final = 600.0
 _ADVERTISING_INTERVAL_MS: Final = 50
+_RETRANSMIT_S: Final = 0.4
 _HEART_RATE_SERVICE_16: Final = 0x180D
 
 
@@ -132,8 +133,12 @@ class VirtualBand:
         self.clock = BandClock(
             config.clock or LoopClock(), config.drift_ppm, config.clock_offset_us
         )
+        base = config.clock or LoopClock()
         self.protocol = fp.BandProtocol(
-            config.info, boot_id=random.Random(config.serial).getrandbits(31)
+            config.info,
+            # Radio timers stay real-time when a demo speeds the clock up.
+            retransmit_us=round(_RETRANSMIT_S * 1_000_000 * base.rate),
+            boot_id=random.Random(config.serial).getrandbits(31),
         )
         self.motor = Motor()
         self.battery_percent = config.battery_percent
