@@ -146,11 +146,10 @@ def render(
         if snapshot.tip:
             grid.add_row("TIP", Text(snapshot.tip, style="italic"))
         grid.add_row("NEXT", snapshot.next_exercise or "the end")
-    grid.add_row(
-        "TIME",
-        f"{_clock(snapshot.elapsed_s)} of {_clock(snapshot.total_s)}"
-        f"   step {max(snapshot.step_index + 1, 0)}/{snapshot.step_count}",
-    )
+    where = f"{_clock(snapshot.elapsed_s)} of {_clock(snapshot.total_s)}"
+    if snapshot.step_index >= 0:
+        where += f"   step {snapshot.step_index + 1}/{snapshot.step_count}"
+    grid.add_row("TIME", where)
 
     heart = Text()
     if snapshot.heart_rate is not None:
