@@ -92,6 +92,7 @@ class SimAdapter(abc.ABC):
 
     def __init__(self) -> None:
         self._loss_listeners: set[Callable[[], None]] = set()
+        self._scanners = 0  # scanning runs while any scanner of this adapter does, as on an OS
         #: Scanner and client classes bound to this adapter, for ``backend=``.
         self.backend = BleakBackend(
             scanner=type("SimAdapterScanner", (SimScanner,), {"adapter": self}),
@@ -114,6 +115,23 @@ class SimAdapter(abc.ABC):
     @abc.abstractmethod
     def connect_lock(self) -> asyncio.Lock:
         """Held around a connect: a controller makes one LE connection at a time."""
+
+    async def start_scanning(self, central: Device, *, active: bool) -> None:
+        """One more scanner: the central scans from the first until the last stops."""
+        self._scanners += 1
+        if self._scanners == 1:
+            try:
+                await central.start_scanning(active=active, filter_duplicates=False)
+            except BaseException:
+                self._scanners -= 1
+                raise
+
+    async def stop_scanning(self, central: Device) -> None:
+        """One scanner fewer; the central stops scanning with the last one."""
+        self._scanners -= 1
+        if self._scanners == 0:
+            with contextlib.suppress(core.BaseBumbleError):
+                await central.stop_scanning()
 
     def rssi_of(self, address: str, heard: int) -> int:
         """The signal strength a band is heard at (as heard, unless the adapter knows better)."""
@@ -157,9 +175,11 @@ class SimScanner(BaseBleakScanner):
         self._central = central
         central.on("advertisement", self._on_advertisement)
         try:
-            await central.start_scanning(active=self._active, filter_duplicates=False)
+            await self.adapter.start_scanning(central, active=self._active)
         except BaseException:
-            await self.stop()
+            central.remove_listener("advertisement", self._on_advertisement)
+            self._central = None
+            self.adapter.release()
             raise
 
     async def stop(self) -> None:
@@ -168,8 +188,7 @@ class SimScanner(BaseBleakScanner):
             return
         central.remove_listener("advertisement", self._on_advertisement)
         try:
-            with contextlib.suppress(core.BaseBumbleError):
-                await central.stop_scanning()
+            await self.adapter.stop_scanning(central)
         finally:
             self.adapter.release()
             await self.adapter.settle()
