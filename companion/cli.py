@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import sys
@@ -81,13 +82,11 @@ async def _virtual_world(
     count: int, clock: LoopClock | None = None, *, with_strap: bool = False
 ) -> Any:
     from .sim import VirtualBandConfig, VirtualWorld
+    from .sim.serve import server_band_configs
 
     async with VirtualWorld() as world:
-        for index in range(count):
-            name = "Companion" if count == 1 else f"Companion{index + 1}"
-            await world.add_band(
-                VirtualBandConfig(name=name, serial=f"SIM{index + 1:04d}", clock=clock)
-            )
+        for config in server_band_configs(count):  # named as `companion sim` names them
+            await world.add_band(dataclasses.replace(config, clock=clock))
         if with_strap:  # a standard heart-rate strap, as people already own
             await world.add_band(
                 VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
