@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -226,7 +226,7 @@ def run(
             relay = None
             if not no_mqtt:
                 relay = await stack.enter_async_context(
-                    await _relay(session, mqtt_url, ca_file, not no_hr_mqtt)
+                    _relay(session, mqtt_url, ca_file, not no_hr_mqtt)
                 )
             try:
                 async with LiveView(session, console, relay):
@@ -237,32 +237,26 @@ def run(
     _run_async(go)
 
 
+@contextlib.asynccontextmanager
 async def _relay(
     session: Session, url: str | None, ca_file: Path | None, heart_rate: bool
-) -> contextlib.AbstractAsyncContextManager[Relay]:
+) -> AsyncIterator[Relay]:
+    """The session's relay: to the broker at ``url``, or to an embedded one on 127.0.0.1."""
     from .mqtt import BrokerConfig, EmbeddedBroker, Relay
 
-    @contextlib.asynccontextmanager
-    async def relay_on(config: BrokerConfig) -> Any:
-        async with Relay(session, config, heart_rate=heart_rate) as relay:
-            yield relay
-
-    if url is not None:
-        return relay_on(BrokerConfig.from_url(url, ca_file=ca_file))
-
-    @contextlib.asynccontextmanager
-    async def embedded() -> Any:
-        port = _MQTT_DEFAULT_PORT if _port_is_free(_MQTT_DEFAULT_PORT) else None
-        async with EmbeddedBroker(port) as broker:
+    async with contextlib.AsyncExitStack() as stack:
+        if url is not None:
+            config = BrokerConfig.from_url(url, ca_file=ca_file)
+        else:
+            port = _MQTT_DEFAULT_PORT if _port_is_free(_MQTT_DEFAULT_PORT) else None
+            broker = await stack.enter_async_context(EmbeddedBroker(port))
             if port is None:
                 errors.print(
                     f"port {_MQTT_DEFAULT_PORT} is taken (a broker already runs?): the embedded "
                     f"broker listens on 127.0.0.1:{broker.port}; or pass --mqtt URL"
                 )
-            async with relay_on(broker.config) as relay:
-                yield relay
-
-    return embedded()
+            config = broker.config
+        yield await stack.enter_async_context(Relay(session, config, heart_rate=heart_rate))
 
 
 def _print_summary(store: Store, session_id: str, speed: float) -> None:
