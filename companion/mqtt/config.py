@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from ..errors import BrokerError
@@ -63,6 +63,16 @@ class BrokerConfig:
         """The URL without the password, safe to log and show."""
         user = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+    def client_options(self) -> dict[str, Any]:
+        """Where and how to connect, as keyword arguments of ``aiomqtt.Client``."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "tls_context": self.tls_context(),
+        }
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context to connect with, or ``None`` for plain MQTT."""

@@ -81,13 +81,7 @@ async def monitor(
         Live(follower.frame(), console=console, auto_refresh=False) if console.is_terminal else None
     )
     try:
-        async with aiomqtt.Client(
-            config.host,
-            config.port,
-            username=config.username,
-            password=config.password,
-            tls_context=config.tls_context(),
-        ) as client:
+        async with aiomqtt.Client(**config.client_options()) as client:
             await client.subscribe(f"{_ROOT}/+/state", qos=1)
             await client.subscribe(f"{_ROOT}/+/event", qos=1)
             if live is None:

@@ -64,15 +64,11 @@ def _new_client(
     timeout: float,
 ) -> aiomqtt.Client:
     client = aiomqtt.Client(
-        config.host,
-        config.port,
-        username=config.username,
-        password=config.password,
+        **config.client_options(),
         identifier=identifier,
         will=will,
         keepalive=keepalive,
         timeout=timeout,
-        tls_context=config.tls_context(),
         max_inflight_messages=window,
         max_concurrent_outgoing_calls=window,
         # Without it, a QoS 0 "hr" followed by a QoS 1 "event" waits ~40 ms for the

@@ -284,13 +284,9 @@ async def subscribed(
         while True:
             try:
                 async with aiomqtt.Client(
-                    config.host,
-                    config.port,
+                    **config.client_options(),
                     identifier=identifier,
                     clean_session=False if identifier else None,
-                    tls_context=config.tls_context(),
-                    username=config.username,
-                    password=config.password,
                 ) as client:
                     await client.subscribe(f"{prefix}/#", qos=1)
                     ready.set()
