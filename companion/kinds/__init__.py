@@ -1,0 +1,1 @@
+"""Band kinds: the bands people own behind one interface (see :mod:`companion.kinds.base`)."""
