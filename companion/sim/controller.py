@@ -145,7 +145,10 @@ class SimController(Controller):
 
     def _scan_response_of(self, address: Any) -> bytes:
         for controller in self.link.controllers if self.link is not None else ():
-            advertisers = [controller.le_legacy_advertiser, *controller.advertising_sets.values()]
+            advertisers: list[Any] = [
+                controller.le_legacy_advertiser,
+                *controller.advertising_sets.values(),
+            ]
             for advertiser in advertisers:
                 if advertiser.enabled and advertiser.address == address:
                     return bytes(advertiser.scan_response_data)

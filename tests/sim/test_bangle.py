@@ -86,9 +86,7 @@ async def test_act_with_hrm_answers_heart_rate_every_second_in_split_lines() -> 
         assert any(not n.endswith(b"\n") and b"{" in n for n in console.notifications)
 
 
-async def test_a_line_without_echo_off_is_echoed_and_unknown_input_is_logged_and_ignored() -> (
-    None
-):
+async def test_a_line_without_echo_off_is_echoed_and_unknown_input_is_logged_and_ignored() -> None:
     async with VirtualWorld() as world:
         watch = await world.add_bangle()
         async with BleakClient(watch.address, backend=world.backend.client) as client:
