@@ -14,8 +14,52 @@ import companion_proto as p
 
 _DEFAULT_MTU = 23
 _SEQ_HALF = 0x8000
-_ACTIVE = (p.RUNNING, p.ROUND_REST)
-_LIVE = (p.RUNNING, p.ROUND_REST, p.PAUSED)
+_ACTIVE = (p.RUNNING, p.ROUND_REST)  # the timeline moves
+_LIVE = (p.RUNNING, p.ROUND_REST, p.PAUSED)  # a workout is under way
+
+# Every time the band reports stays below 2**62, so no sum of them overflows.
+MAX_BAND_TIME_US = (1 << 62) - 1
+MAX_START_LEAD_US = 3600000000  # START at most an hour ahead of the band's clock...
+MAX_START_LATE_US = 60000000  # ...and at most a minute behind it
+
+# The state table (firmware_protocol/_state.py): what moves a workout, and where to.
+T_START = "start"
+T_PAUSE = "pause"
+T_RESUME_EXERCISE = "resume_exercise"
+T_RESUME_REST = "resume_rest"
+T_SKIP = "skip"
+T_ADJUST = "adjust"
+T_EXERCISE = "exercise"
+T_REST = "rest"
+T_FINISH = "finish"
+T_STOP = "stop"
+
+_SAME = -1  # a legal move that leaves the state as it is
+
+
+def _moving():
+    return {T_PAUSE: p.PAUSED, T_SKIP: _SAME, T_ADJUST: _SAME, T_EXERCISE: p.RUNNING,
+            T_REST: p.ROUND_REST, T_FINISH: p.DONE, T_STOP: p.STOPPED}
+
+
+TRANSITIONS = {
+    p.IDLE: {T_START: p.RUNNING},
+    p.RUNNING: _moving(),
+    p.ROUND_REST: _moving(),
+    p.PAUSED: {T_RESUME_EXERCISE: p.RUNNING, T_RESUME_REST: p.ROUND_REST, T_SKIP: _SAME,
+               T_ADJUST: _SAME, T_STOP: p.STOPPED},
+    p.DONE: {T_START: p.RUNNING},
+    p.STOPPED: {T_START: p.RUNNING},
+}
+
+
+def transition(state, trigger):
+    """The state after ``trigger``, or None when the table does not allow it."""
+    moves = TRANSITIONS.get(state)
+    if moves is None or trigger not in moves:
+        return None
+    target = moves[trigger]
+    return state if target == _SAME else target
 
 
 class BandInfo:
@@ -46,23 +90,24 @@ class _Unacked:
 
 
 class _Run:
-    """The running session's position on the timeline."""
+    """A workout's position on the timeline (kept after it ends, for CAPABILITIES)."""
 
-    __slots__ = ("adjust_us", "next_cue", "next_segment", "paused_at_us", "plan_id",
-                 "shift_us", "start_us")
+    __slots__ = ("adjust_us", "ended_at_us", "next_cue", "next_segment", "paused_at_us",
+                 "plan_id", "session_id", "shift_us", "start_us")
 
-    def __init__(self, plan_id, start_us):
+    def __init__(self, plan_id, start_us, session_id):
         self.plan_id = plan_id
         self.start_us = start_us
+        self.session_id = session_id
         self.shift_us = 0  # pauses add, skips subtract (reported to the host)
         self.adjust_us = 0  # host drift corrections (not reported)
         self.next_cue = 0
         self.next_segment = 0
-        self.paused_at_us = None
+        self.paused_at_us = 0  # meaningful only while PAUSED
+        self.ended_at_us = 0  # meaningful only once DONE or STOPPED
 
     def elapsed(self, now_us):
-        at = self.paused_at_us if self.paused_at_us is not None else now_us
-        return at - self.start_us - self.shift_us - self.adjust_us
+        return now_us - self.start_us - self.shift_us - self.adjust_us
 
     def band_time_of(self, offset_us):
         return self.start_us + self.shift_us + self.adjust_us + offset_us
@@ -101,6 +146,17 @@ class BandCore:
         self.state = p.IDLE
         self.round = 0
         self.step_index = p.REST_STEP
+
+    def session_id(self):
+        """The workout under way (0 when none is): every event is stamped with it."""
+        return self._run.session_id if self._run is not None and self.state in _LIVE else 0
+
+    def _move(self, trigger):
+        target = transition(self.state, trigger)
+        if target is None:
+            return False
+        self.state = target
+        return True
 
     # -- link lifecycle ------------------------------------------------------------------
 
@@ -162,7 +218,7 @@ class BandCore:
     def tick(self, now_us):
         """Fire what is due, advance the session, retransmit overdue events."""
         run = self._run
-        if run is not None and run.paused_at_us is None and self.state in _ACTIVE:
+        if run is not None and self.state in _ACTIVE:
             self._advance(run, now_us)
         self._send_unacked(now_us, True)
 
@@ -172,8 +228,8 @@ class BandCore:
             self._stop(p.CAUSE_BUTTON, now_us)
         elif button == p.BUTTON_PAIN:
             self._stop(p.CAUSE_PAIN, now_us)
-        elif button == p.BUTTON_SKIP and self._run is not None:
-            self._skip(self._run, now_us)
+        elif button == p.BUTTON_SKIP:
+            self._skip(now_us)
 
     def record_heart_rate(self, bpm, rr_1024, contact, now_us):
         self._emit(
@@ -200,8 +256,7 @@ class BandCore:
         best = None
         run = self._run
         timeline = self.timeline
-        if run is not None and run.paused_at_us is None and timeline is not None \
-                and self.state in _ACTIVE:
+        if run is not None and timeline is not None and self.state in _ACTIVE:
             upcoming = timeline.total_us
             if run.next_cue < len(timeline.cues):
                 upcoming = min(upcoming, timeline.cues[run.next_cue][4])
@@ -249,26 +304,21 @@ class BandCore:
         if message_type == p.PLAN_CHUNK:
             return self._plan_chunk(fields)
         if message_type == p.START:
-            return self._start(fields)
+            return self._start(fields, now_us)
         if message_type == p.PAUSE:
             return self._pause(now_us)
         if message_type == p.RESUME:
             return self._resume(now_us)
         if message_type == p.SKIP:
-            if self._run is None or self.state not in _ACTIVE:
+            if not self._skip(now_us):
                 return _nack(p.NACK_BAD_STATE, "no session is running")
-            self._skip(self._run, now_us)
             return _ACK
         if message_type == p.STOP:
-            if self.state not in _LIVE:
+            if not self._stop(p.CAUSE_HOST, now_us):
                 return _nack(p.NACK_BAD_STATE, "no session is running")
-            self._stop(p.CAUSE_HOST, now_us)
             return _ACK
         if message_type == p.ADJUST:
-            if self._run is None:
-                return _nack(p.NACK_BAD_STATE, "no session to adjust")
-            self._run.adjust_us += fields["delta_us"]
-            return _ACK
+            return self._adjust(fields["delta_us"])
         return _nack(p.NACK_UNKNOWN_COMMAND, p.MESSAGES[message_type][0])
 
     def _hello(self, fields, now_us):
@@ -278,7 +328,7 @@ class BandCore:
             return _nack(p.NACK_UNSUPPORTED_VERSION,
                          "band speaks v%d, host v%d..v%d" % (p.PROTOCOL_VERSION, low, high))
         info = self.info
-        return p.CAPABILITIES, {
+        reply = {
             "protocol_version": p.PROTOCOL_VERSION,
             "firmware_version": info.firmware_version,
             "mtu": self.mtu,
@@ -291,7 +341,33 @@ class BandCore:
             "band_time_us": now_us,
             "boot_id": self.boot_id,
             "first_unacked_event": self.first_unacked_event(),
+            "session_id": 0,
+            "session_state": p.IDLE,
+            "session_round": 0,
+            "session_step": -1,
+            "session_start_us": 0,
+            "session_shift_us": 0,
+            "session_adjust_us": 0,
+            "session_elapsed_us": 0,
         }
+        run = self._run
+        if run is not None:
+            if self.state == p.PAUSED:
+                at = run.paused_at_us
+            elif self.state in _ACTIVE:
+                at = now_us
+            else:
+                at = run.ended_at_us
+            total = self.timeline.total_us if self.timeline is not None else 0
+            reply["session_id"] = run.session_id
+            reply["session_state"] = self.state
+            reply["session_round"] = self.round
+            reply["session_step"] = self.step_index
+            reply["session_start_us"] = run.start_us
+            reply["session_shift_us"] = run.shift_us
+            reply["session_adjust_us"] = run.adjust_us
+            reply["session_elapsed_us"] = min(max(run.elapsed(at), 0), total)
+        return p.CAPABILITIES, reply
 
     def _plan_chunk(self, chunk):
         chunk_id = chunk["plan_id"]
@@ -344,27 +420,43 @@ class BandCore:
         self.timeline = p.build_timeline(plan)
         return _ACK
 
-    def _start(self, fields):
-        if self.plan_id is None:
+    def _start(self, fields, now_us):
+        running = self._run
+        session_id = fields["session_id"]
+        if running is not None and self.state in _LIVE and session_id == running.session_id:
+            return _ACK  # the same workout asked for again (a host that restarted)
+        if self.plan_id is None or self.timeline is None:
             return _nack(p.NACK_NO_PLAN, "send the plan before START")
         if fields["plan_id"] != self.plan_id:
             return _nack(p.NACK_PLAN_MISMATCH, "START names a plan this band does not hold")
-        if self.state in _LIVE:
-            return _nack(p.NACK_BAD_STATE, "a session is already running")
-        self._run = _Run(fields["plan_id"], fields["start_at_us"])
-        self.state = p.RUNNING
+        if transition(self.state, T_START) is None:
+            return _nack(p.NACK_BAD_STATE, "workout %08x is already running; stop it first"
+                         % running.session_id)
+        if session_id == 0:
+            return _nack(p.NACK_OUT_OF_RANGE, "session_id 0 means no workout: pick 1..2**32-1")
+        if running is not None and session_id == running.session_id:
+            return _nack(p.NACK_OUT_OF_RANGE, "that session_id was the last workout's")
+        start_at = fields["start_at_us"]
+        late = now_us - start_at
+        if late > MAX_START_LATE_US or -late > MAX_START_LEAD_US:
+            return _nack(p.NACK_OUT_OF_RANGE, "start at %d us is %d us from the band's clock "
+                         "(%d us): sync the clocks first" % (start_at, late, now_us))
+        if start_at + self.timeline.total_us > MAX_BAND_TIME_US:
+            return _nack(p.NACK_OUT_OF_RANGE, "the workout would end past the band's clock range")
+        self._move(T_START)
+        self._run = _Run(fields["plan_id"], start_at, session_id)
         self.round = 0
         self.step_index = p.REST_STEP
         return _ACK
 
     def _pause(self, now_us):
         run = self._run
-        if run is None or self.state not in _ACTIVE:
-            return _nack(p.NACK_BAD_STATE, "no session is running")
-        if run.paused_at_us is not None:
+        if self.state == p.PAUSED:
             return _nack(p.NACK_BAD_STATE, "the session is already paused")
-        self._advance(run, now_us)
-        if self.state not in _ACTIVE:
+        if run is None or transition(self.state, T_PAUSE) is None:
+            return _nack(p.NACK_BAD_STATE, "no session is running")
+        self._advance(run, now_us)  # fire what was due before the pause
+        if not self._move(T_PAUSE):
             return _nack(p.NACK_BAD_STATE, "the session has just ended")
         run.paused_at_us = now_us
         self._report(p.PAUSED, now_us)
@@ -372,17 +464,42 @@ class BandCore:
 
     def _resume(self, now_us):
         run = self._run
-        if run is None or run.paused_at_us is None:
+        trigger = T_RESUME_REST if self._in_rest() else T_RESUME_EXERCISE
+        if run is None or transition(self.state, trigger) is None:
             return _nack(p.NACK_BAD_STATE, "the session is not paused")
-        run.shift_us += now_us - run.paused_at_us
-        run.paused_at_us = None
-        self._report(self._running_state(), now_us)
+        paused_for = now_us - run.paused_at_us
+        if not self._fits(run, run.shift_us + paused_for, run.adjust_us):
+            return _nack(p.NACK_OUT_OF_RANGE, "the pause is too long for the band's clock")
+        run.shift_us += paused_for
+        self._move(trigger)
+        self._report(self.state, now_us)
         return _ACK
+
+    def _adjust(self, delta_us):
+        run = self._run
+        if run is None or transition(self.state, T_ADJUST) is None:
+            return _nack(p.NACK_BAD_STATE, "no session to adjust")
+        if not self._fits(run, run.shift_us, run.adjust_us + delta_us):
+            return _nack(p.NACK_OUT_OF_RANGE, "an adjustment of %d us would put the rest of the "
+                         "timeline outside the band's clock" % delta_us)
+        run.adjust_us += delta_us
+        return _ACK
+
+    def _fits(self, run, shift_us, adjust_us):
+        """Whether every time still to be reported stays in 0..MAX_BAND_TIME_US."""
+        timeline = self.timeline
+        anchor = run.start_us + shift_us + adjust_us
+        upcoming = timeline.total_us
+        if run.next_cue < len(timeline.cues):
+            upcoming = min(upcoming, timeline.cues[run.next_cue][4])
+        if run.next_segment < len(timeline.segments):
+            upcoming = min(upcoming, timeline.segments[run.next_segment][2])
+        return anchor + upcoming >= 0 and anchor + timeline.total_us <= MAX_BAND_TIME_US
 
     # -- the timeline --------------------------------------------------------------------
 
-    def _running_state(self):
-        return p.ROUND_REST if self.step_index == p.REST_STEP else p.RUNNING
+    def _in_rest(self):
+        return self.step_index == p.REST_STEP and self.round > 0
 
     def _advance(self, run, now_us):
         timeline = self.timeline
@@ -400,8 +517,8 @@ class BandCore:
                 run.next_segment += 1
                 self.round = segment[0]
                 self.step_index = segment[1]
-                self._report(self._running_state(), now_us, p.CAUSE_NONE,
-                             run.band_time_of(segment[2]))
+                self._move(T_REST if self._in_rest() else T_EXERCISE)
+                self._report(self.state, now_us, p.CAUSE_NONE, run.band_time_of(segment[2]))
             elif cue_at is not None and cue_at <= elapsed:
                 cue_id, kind, round_number, step, offset = cues[run.next_cue]
                 run.next_cue += 1
@@ -409,30 +526,44 @@ class BandCore:
             else:
                 break
         if elapsed >= timeline.total_us and run.next_cue >= len(cues):
-            self.state = p.DONE
-            self._report(p.DONE, now_us)
-            self._run = None
+            self._report(p.DONE, now_us)  # still stamped with the session
+            run.ended_at_us = now_us
+            self._move(T_FINISH)
 
-    def _skip(self, run, now_us):
+    def _skip(self, now_us):
+        run = self._run
         timeline = self.timeline
-        elapsed = run.elapsed(now_us)
+        if run is None or timeline is None or transition(self.state, T_SKIP) is None:
+            return False
+        paused = self.state == p.PAUSED
+        if not paused:
+            self._advance(run, now_us)  # what was due before the skip happens first
+            if self.state not in _ACTIVE:
+                return True  # the workout just ended: nothing left to skip
+        elapsed = run.elapsed(run.paused_at_us if paused else now_us)
         target = timeline.next_segment_start_after(elapsed)
         if target is None:
             target = timeline.total_us
-        run.shift_us -= target - elapsed
+        run.shift_us -= max(target - elapsed, 0)  # never past the end
         cues = timeline.cues
         while run.next_cue < len(cues) and cues[run.next_cue][4] < target:
             run.next_cue += 1  # skipped cues are not played
-        if run.paused_at_us is None:
+        segments = timeline.segments
+        while run.next_segment < len(segments) and segments[run.next_segment][2] < target:
+            run.next_segment += 1  # nor reported: a step skipped before it began (paused)
+        if not paused:
             self._advance(run, now_us)
+        return True
 
     def _stop(self, cause, now_us):
-        if self.state not in _LIVE:
-            return
+        if transition(self.state, T_STOP) is None:
+            return False
         self._fire(p.STOPPED_CUE_ID, p.CUE_STOPPED, self.round, self.step_index, now_us, now_us)
-        self.state = p.STOPPED
-        self._report(p.STOPPED, now_us, cause)
-        self._run = None
+        self._report(p.STOPPED, now_us, cause)  # still stamped with the session
+        if self._run is not None:
+            self._run.ended_at_us = now_us
+        self._move(T_STOP)
+        return True
 
     def _fire(self, cue_id, kind, round_number, step, planned_us, now_us):
         pattern = self.plan.pattern_for(kind) if self.plan is not None else p.default_pattern(kind)
@@ -446,8 +577,6 @@ class BandCore:
 
     def _report(self, state, now_us, cause=p.CAUSE_NONE, at_us=None):
         shift = self._run.shift_us if self._run is not None else 0
-        if state in _ACTIVE:
-            self.state = state
         self._emit(
             p.SESSION_STATE,
             {"band_time_us": now_us if at_us is None else at_us, "state": state,
@@ -460,6 +589,7 @@ class BandCore:
 
     def _emit(self, message_type, fields, now_us):
         fields["event_number"] = self._next_event
+        fields["session_id"] = self.session_id()
         self._next_event += 1
         if len(self._ring) >= self.ring_size:
             self._ring.pop(0)  # bounded memory: the oldest unacknowledged event is lost

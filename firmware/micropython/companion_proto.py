@@ -17,7 +17,8 @@ except ImportError:  # CPython
         return value
 
 
-PROTOCOL_VERSION = const(1)
+FRAME_VERSION = const(1)  # the header's version byte
+PROTOCOL_VERSION = const(2)  # what HELLO negotiates (v2: workouts have an identity)
 HEADER_BYTES = const(7)
 FRAME_OVERHEAD = const(9)
 MAX_FRAME_BYTES = const(2048)
@@ -87,6 +88,7 @@ NACK_PLAN_MISMATCH = const(5)
 NACK_BAD_STATE = const(6)
 NACK_UNKNOWN_COMMAND = const(7)
 NACK_BUSY = const(8)
+NACK_OUT_OF_RANGE = const(9)
 
 MOTOR_VIBRATE = const(0x01)
 MOTOR_INTENSITY = const(0x02)
@@ -97,7 +99,7 @@ REST_STEP = const(-1)
 # Field codes: a struct format letter, or
 #   "s" str (u8 length + UTF-8), "p" plan id (8 bytes), "d" bytes (u16 length, at most 1024),
 #   "f" flag (u8, any non-zero is true), "r" RR intervals (u8 count, at most 32, u16 each).
-_EVENT = (("event_number", "I"), ("band_time_us", "Q"))
+_EVENT = (("event_number", "I"), ("session_id", "I"), ("band_time_us", "Q"))
 
 # type -> (message name, fields in wire order)
 MESSAGES = {
@@ -117,13 +119,21 @@ MESSAGES = {
             ("band_time_us", "Q"),
             ("boot_id", "I"),
             ("first_unacked_event", "I"),
+            ("session_id", "I"),
+            ("session_state", "B"),
+            ("session_round", "B"),
+            ("session_step", "b"),
+            ("session_start_us", "Q"),
+            ("session_shift_us", "q"),
+            ("session_adjust_us", "q"),
+            ("session_elapsed_us", "Q"),
         ),
     ),
     PLAN_CHUNK: (
         "PlanChunk",
         (("plan_id", "p"), ("total_length", "H"), ("offset", "H"), ("data", "d")),
     ),
-    START: ("Start", (("plan_id", "p"), ("start_at_us", "Q"))),
+    START: ("Start", (("plan_id", "p"), ("start_at_us", "Q"), ("session_id", "I"))),
     PAUSE: ("Pause", ()),
     RESUME: ("Resume", ()),
     STOP: ("Stop", ()),
@@ -334,7 +344,7 @@ def encode_frame(message_type, fields, seq, flags=0):
     payload = encode_payload(message_type, fields)
     if len(payload) + FRAME_OVERHEAD > MAX_FRAME_BYTES:
         raise EncodeError("frame longer than 2048 bytes")
-    body = struct.pack("<BBHBH", PROTOCOL_VERSION, message_type, seq, flags, len(payload)) + payload
+    body = struct.pack("<BBHBH", FRAME_VERSION, message_type, seq, flags, len(payload)) + payload
     return body + struct.pack("<H", crc16(body))
 
 
@@ -350,8 +360,9 @@ def check_envelope(data, check_version=True):
         raise FrameError("header says %d payload bytes" % length, "header.length")
     if crc16(data[: size - 2]) != data[size - 2] | (data[size - 1] << 8):
         raise FrameError("CRC mismatch: the frame was corrupted", "crc")
-    if check_version and data[0] != PROTOCOL_VERSION:
-        raise UnsupportedVersionError("frame version %d; this band speaks %d" % (data[0], 1))
+    if check_version and data[0] != FRAME_VERSION:
+        raise UnsupportedVersionError("frame version %d; this band speaks %d"
+                                      % (data[0], FRAME_VERSION))
 
 
 def decode_header(data):

@@ -188,6 +188,7 @@ class Scenario:
     now: int = 5_000_000
     mtu: int = 23
     last_event: int = 0
+    session_id: int = 0x5E550000
 
     def __post_init__(self) -> None:
         self.band = fp.BandProtocol(ring_size=self.ring_size, boot_id=self.boot_id)
@@ -251,6 +252,12 @@ class Scenario:
             seq = self.seq
         self.write_frame(fp.encode_frame(message, seq, flags))
 
+    def start(self, pid: bytes, at_us: int, session_id: int | None = None) -> None:
+        if session_id is None:
+            self.session_id += 1
+            session_id = self.session_id
+        self.send(fp.Start(pid, at_us, session_id))
+
     def ack_events(self) -> None:
         self.write_frame(fp.encode_frame(fp.EventAck(self.last_event), 0))
 
@@ -299,7 +306,7 @@ def _frames(fragments: list[str]) -> list[fp.Frame]:
 
 def _hello(s: Scenario) -> None:
     s.connect(s.mtu)
-    s.send(fp.Hello(1, 1))
+    s.send(fp.Hello(1, 2))
 
 
 def _full_session(s: Scenario) -> None:
@@ -307,18 +314,43 @@ def _full_session(s: Scenario) -> None:
     pid = s.upload()
     s.upload()  # a re-push of the plan held: ACK, nothing else
     s.send(fp.TimeSyncRequest(1_000_000))
-    s.send(fp.Start(pid, s.now + 500_000))
+    s.start(pid, s.now + 500_000)
     s.run_until(s.now + 90_000_000)
     s.send(fp.Adjust(-1500))
     s.heart_rate(120, (512, 530))
     s.run_until(s.now + 700_000_000)  # past the end: DONE
-    s.send(fp.Hello(1, 1))
+    s.send(fp.Hello(1, 2))  # the finished workout, in CAPABILITIES
+
+
+def _session_identity(s: Scenario) -> None:
+    s.now = 100_000_000
+    _hello(s)
+    pid = s.upload()
+    s.start(pid, s.now + 10_000, session_id=0)  # 0 means no workout
+    s.start(pid, s.now + 4_000_000_000)  # more than an hour ahead
+    s.start(pid, s.now - 61_000_000)  # more than a minute behind
+    s.start(pid, s.now + 10_000, session_id=7)
+    s.start(pid, s.now + 10_000, session_id=7)  # the same workout again: ACK
+    s.start(pid, s.now + 10_000, session_id=8)  # another while one runs: BAD_STATE
+    s.run_until(s.now + 45_000_000)
+    s.send(fp.Hello(1, 2))  # where the workout stands
+    s.send(fp.Pause())
+    s.now += 2_000_000
+    s.send(fp.Hello(1, 2))  # paused: elapsed frozen
+    s.send(fp.Adjust(-(2**31)))
+    s.send(fp.Skip())  # while paused: the step changes at RESUME
+    s.send(fp.Resume())
+    s.run_until(s.now + 3_000_000)
+    s.send(fp.Stop())
+    s.start(pid, s.now + 10_000, session_id=7)  # the last workout's id
+    s.send(fp.Hello(1, 2))
+    s.heart_rate(99, ())  # between workouts: session 0
 
 
 def _host_commands(s: Scenario) -> None:
     _hello(s)
     pid = s.upload()
-    s.send(fp.Start(pid, s.now))
+    s.start(pid, s.now)
     s.run_until(s.now + 20_000_000)
     s.send(fp.Pause())
     s.send(fp.Pause())  # a second pause is refused
@@ -337,7 +369,7 @@ def _host_commands(s: Scenario) -> None:
     s.send(fp.Stop())
     s.send(fp.Stop())  # refused: nothing runs
     s.send(fp.Adjust(100))
-    s.send(fp.Start(pid, s.now + 1_000_000))  # a new session after a stop
+    s.start(pid, s.now + 1_000_000)  # a new session after a stop
     s.run_until(s.now + 3_000_000)
     s.send(fp.Stop())
 
@@ -346,13 +378,13 @@ def _buttons(s: Scenario) -> None:
     _hello(s)
     pid = s.upload()
     s.press(fp.Button.STOP)  # no session: reported, nothing stops
-    s.send(fp.Start(pid, s.now))
+    s.start(pid, s.now)
     s.run_until(s.now + 10_000_000)
     s.press(fp.Button.SKIP)
     s.run_until(s.now + 2_000_000)
     s.press(fp.Button.PAIN)
     s.ack_events()
-    s.send(fp.Start(pid, s.now))
+    s.start(pid, s.now)
     s.run_until(s.now + 1_000_000)
     s.press(fp.Button.STOP)
     s.run_until(s.now + 1_000_000)
@@ -361,18 +393,18 @@ def _buttons(s: Scenario) -> None:
 def _drops_and_replay(s: Scenario) -> None:
     _hello(s)
     pid = s.upload()
-    s.send(fp.Start(pid, s.now + 100_000))
+    s.start(pid, s.now + 100_000)
     s.run_until(s.now + 5_000_000)
     s.disconnect()
     s.run_until(s.now + 60_000_000, ack=False)  # events wait in the ring
     s.connect(23)  # every unacknowledged event is replayed
-    s.send(fp.Hello(1, 1))
+    s.send(fp.Hello(1, 2))
     s.run_until(s.now + 2_000_000, ack=False)  # go-back-N after 400 ms without an ack
     s.ack_events()
     s.run_until(s.now + 30_000_000)
     s.disconnect()
     s.connect(247)
-    s.send(fp.Hello(1, 1))
+    s.send(fp.Hello(1, 2))
     s.heart_rate(0, (), contact=False)
     s.run_until(s.now + 5_000_000)
 
@@ -380,27 +412,27 @@ def _drops_and_replay(s: Scenario) -> None:
 def _ring_overflow(s: Scenario) -> None:
     _hello(s)
     pid = s.upload()
-    s.send(fp.Start(pid, s.now))
+    s.start(pid, s.now)
     s.disconnect()
     s.run_until(s.now + 70_000_000, ack=False)  # more events than the ring holds
     s.connect(23)
-    s.send(fp.Hello(1, 1))
+    s.send(fp.Hello(1, 2))
     s.ack_events()
     s.run_until(s.now + 1_000_000)
     s._do({"do": "reboot"})
     s.connect(23)
-    s.send(fp.Hello(1, 1))
-    s.send(fp.Start(pid, s.now))  # the plan went with the reboot
+    s.send(fp.Hello(1, 2))
+    s.start(pid, s.now)  # the plan went with the reboot
 
 
 def _duplicates_and_garbage(s: Scenario) -> None:
     _hello(s)
-    s.send(fp.Hello(1, 1), seq=s.seq)  # retransmission: the stored reply again
+    s.send(fp.Hello(1, 2), seq=s.seq)  # retransmission: the stored reply again
     s.send(fp.Hello(2, 3))  # a host that speaks only newer versions
     s.send(fp.TimeSyncRequest(42), seq=s.seq + 1, flags=fp.FrameFlags.RETRANSMIT)
     s.seq += 1
     s.send(fp.TimeSyncRequest(43), seq=s.seq - 5)  # an old copy: dropped silently
-    s.send(fp.Start(b"\x01" * 8, 1))  # no plan held
+    s.start(b"\x01" * 8, 1)  # no plan held
     s.send(fp.Pause())
     s.send(fp.Skip())
     s.send(fp.Stop())
@@ -419,7 +451,9 @@ def _duplicates_and_garbage(s: Scenario) -> None:
     s._do({"do": "write", "hex": "", "now": s.now})  # an empty write
     s._do({"do": "write", "hex": "0102", "now": s.now})  # a continuation out of nowhere
     s.seq += 3
-    s.send(fp.Hello(1, 1))  # the conversation goes on
+    s.send(fp.Hello(1, 1))  # a v1-only host
+    s.seq += 1
+    s.send(fp.Hello(1, 2))  # the conversation goes on
 
 
 def _plan_errors(s: Scenario) -> None:
@@ -441,15 +475,15 @@ def _plan_errors(s: Scenario) -> None:
         fp.WirePlan("long", 1, 0, 0, (fp.WireStep("x" * 33, fp.StepKind.EXERCISE, 1000),))
     )
     s.send(fp.PlanChunk(fp.plan_id(long_name), len(long_name), 0, long_name))
-    s.send(fp.Start(pid, s.now))  # still no plan
+    s.start(pid, s.now)  # still no plan
     tiny = fp.encode_plan(
         fp.WirePlan("tiny", 2, 1500, 2, (fp.WireStep("a", fp.StepKind.EXERCISE, 2500, True),
                                          fp.WireStep("b", fp.StepKind.REST, 1200)), patterns=())
     )
     tiny_id = s.upload(tiny, chunk=7)
-    s.send(fp.Start(pid, s.now))  # another plan's id
-    s.send(fp.Start(tiny_id, s.now + 1000))
-    s.send(fp.Start(tiny_id, s.now + 1000))  # already running
+    s.start(pid, s.now)  # another plan's id
+    s.start(tiny_id, s.now + 1000)
+    s.start(tiny_id, s.now + 1000)  # already running
     s.send(fp.PlanChunk(pid, len(REFERENCE_PLAN), 0, REFERENCE_PLAN[:100]))  # busy
     s.run_until(s.now + 20_000_000)
 
@@ -463,6 +497,7 @@ def _crc(body: bytes) -> bytes:
 SCENARIOS = {
     "full_session_mtu23": (_full_session, {}),
     "full_session_mtu247": (_full_session, {"mtu": 247}),
+    "session_identity": (_session_identity, {}),
     "host_commands": (_host_commands, {}),
     "buttons": (_buttons, {}),
     "drops_and_replay": (_drops_and_replay, {}),
