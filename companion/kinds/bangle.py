@@ -13,6 +13,7 @@ watch is in quiet mode). The time is set on connect.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
@@ -24,10 +25,10 @@ import firmware_protocol as fp
 from ..ble.backend import BleakBackend
 from ..ble.link import GattLink
 from ..clock import Clock
-from ..errors import IncompatibleBandError
+from ..errors import CompanionError, IncompatibleBandError
 from ..events import Battery, HeartRate
 from . import gatt as kind_gatt
-from .base import BandKind, Capabilities, CueTiming, HostCue, KindBand, TimeSync
+from .base import BandKind, Capabilities, CueText, CueTiming, HostCue, KindBand, TimeSync
 from .patterns import PulsePlayer
 
 __all__ = ["CAPABILITIES", "BangleBand", "LineSplitter"]
@@ -116,6 +117,7 @@ class BangleBand(KindBand):
         self._lines = LineSplitter()
         self._player = PulsePlayer(self.clock)
         self._ids = itertools.count(1)
+        self._console = asyncio.Lock()
         self.ignored = 0  # console lines that were not messages for us
 
     async def on_link(self, link: GattLink, first: bool) -> None:
@@ -135,11 +137,18 @@ class BangleBand(KindBand):
     # -- the console ------------------------------------------------------------------------
 
     async def send(self, statement: str) -> None:
-        """Run ``statement`` on the watch without echo, in 20-byte writes."""
-        link = self.require_link()
+        """Run ``statement`` on the watch without echo, in 20-byte writes.
+
+        Only the last write asks for a response: ATT keeps the order, so its
+        confirmation means the whole line arrived (one round trip, not one per
+        chunk). One statement at a time, or two lines would interleave.
+        """
         data = (_ECHO_OFF + statement + "\n").encode()
-        for offset in range(0, len(data), _CHUNK_BYTES):
-            await link.write(kind_gatt.UART_RX_UUID, data[offset : offset + _CHUNK_BYTES])
+        chunks = [data[i : i + _CHUNK_BYTES] for i in range(0, len(data), _CHUNK_BYTES)]
+        async with self._console:
+            link = self.require_link()
+            for index, chunk in enumerate(chunks):
+                await link.write(kind_gatt.UART_RX_UUID, chunk, response=index == len(chunks) - 1)
 
     async def gb(self, message: dict[str, Any]) -> None:
         """A message for the Android Integration app."""
@@ -165,6 +174,19 @@ class BangleBand(KindBand):
 
     # -- cues -------------------------------------------------------------------------------
 
+    async def _show(self, text: CueText) -> None:
+        message = {
+            "t": "notify",
+            "id": next(self._ids),
+            "src": "companion",
+            "title": text.title,
+            "body": text.body,
+        }
+        try:
+            await self.gb(message)
+        except CompanionError as exc:
+            logger.info("text %r not shown: %s", text.title, exc)
+
     async def play(self, cue: HostCue) -> None:
         strength = round(cue.pattern.intensity / 255, 2)
         text = cue.text
@@ -172,14 +194,7 @@ class BangleBand(KindBand):
         async def pulse(index: int, on_ms: int) -> None:
             await self.send(f"Bangle.buzz({on_ms},{strength:g})")
             if index == 0 and text is not None:
-                await self.gb(
-                    {
-                        "t": "notify",
-                        "id": next(self._ids),
-                        "src": "companion",
-                        "title": text.title,
-                        "body": text.body,
-                    }
-                )
+                # The text follows the buzz: it is not part of the cue's delivery time.
+                self.spawn(self._show(text))
 
         await self._player.play(cue.pattern, pulse)
