@@ -57,11 +57,12 @@ class BandKind(enum.StrEnum):
 
 
 class TimeSync(enum.StrEnum):
+    # NONE is "" so that ``if caps.time_sync`` reads as "has time sync".
     """How the host and the band agree on time."""
 
     PROTOCOL = "protocol"  # NTP-style exchanges, drift corrected (companion)
     WALL_CLOCK = "wall_clock"  # the host writes the date and time on connect
-    NONE = "none"
+    NONE = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,24 @@ class Capabilities:
     battery: bool
     time_sync: TimeSync
     notes: tuple[str, ...] = ()  # what the user should know ("do not disturb silences cues")
+
+    def features(self) -> tuple[str, ...]:
+        """What it can do, in a few words each (for ``companion scan`` and dashboards)."""
+        heart = "heart rate" + (" + RR" if self.rr_intervals else "")
+        heart += " + contact" if self.contact else ""
+        return (
+            f"{self.cue_timing}-timed cues",
+            "motor" if self.motor else "no motor",
+            *(("text",) if self.text else ()),
+            *((heart,) if self.heart_rate else ()),
+            *(
+                ("buttons: " + ", ".join(sorted(b.name.lower() for b in self.buttons)),)
+                if self.buttons
+                else ()
+            ),
+            *(("battery",) if self.battery else ()),
+            *((f"time: {self.time_sync.value.replace('_', ' ')}",) if self.time_sync else ()),
+        )
 
     @property
     def expected_error(self) -> str:
