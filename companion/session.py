@@ -343,6 +343,10 @@ class Session:
                 self._publish(event)
             case LinkDown() | LinkUp():
                 self._publish(event)
+            case CueWarning(problem="missed"):
+                # A host-timed band reports a cue it could not deliver: accounted for.
+                self._mirror.acked.add(event.cue_id)
+                self._publish(event)
             case _:
                 self._publish(event)
 
@@ -428,6 +432,7 @@ class Session:
             step_index=event.step_index,
             planned=planned,
             fired=event.fired,
+            timing=event.timing,
         )
         self._publish(checked)
         if abs(checked.error_ms) > self.late_cue_ms:

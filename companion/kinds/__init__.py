@@ -16,6 +16,7 @@ from .companion import CompanionKindBand
 from .detect import CAPABILITIES, connect_band, kind_from_advertisement, kind_of
 from .host_cues import CueVerdict, HostCueSchedule, run_host_cues
 from .infinitime import InfiniTimeBand
+from .session_band import HostTimedBand
 from .strap import StrapBand
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "CueVerdict",
     "HostCue",
     "HostCueSchedule",
+    "HostTimedBand",
     "InfiniTimeBand",
     "KindBand",
     "LineSplitter",

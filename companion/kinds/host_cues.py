@@ -84,6 +84,25 @@ class HostCueSchedule:
             self._next += 1
         return out
 
+    def skip_to(self, offset_s: float, now: float) -> list[fp.PlannedCue]:
+        """Jump the timeline so that ``offset_s`` into the plan is ``now``; returns the cues
+        passed over (skipped, not missed)."""
+        elapsed = self.elapsed(now)
+        self.shift_s -= offset_s - elapsed
+        passed = []
+        while self._next < len(self.timeline.cues):
+            cue = self.timeline.cues[self._next]
+            if cue.offset_us / 1_000_000 >= offset_s:
+                break
+            passed.append(cue)
+            self._next += 1
+        return passed
+
+    def elapsed(self, now: float) -> float:
+        """Seconds into the plan at host time ``now`` (pauses excluded)."""
+        at = self.paused_at if self.paused_at is not None else now
+        return at - self.start - self.shift_s
+
     def link_lost(self, now: float) -> list[fp.PlannedCue]:
         """Nothing is fired while the link is down: what is due meanwhile will be missed."""
         return [cue for cue, _ in self.due(now, link_up=False)]
