@@ -158,6 +158,8 @@ async def run_host_cues(
                     step_index=cue.step_index,
                     planned=planned,
                     fired=clock.now(),
+                    speed=clock.rate,
+                    offset_s=cue.offset_us / 1_000_000,
                     timing=CueTiming.HOST,
                 )
             else:

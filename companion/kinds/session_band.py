@@ -301,7 +301,9 @@ class HostTimedBand:
                         cue.step_index,
                         planned,
                         self.clock.now(),
-                        CueTiming.HOST,
+                        speed=self.clock.rate,
+                        offset_s=cue.offset_us / 1_000_000,
+                        timing=CueTiming.HOST,
                     )
                 )
                 return
