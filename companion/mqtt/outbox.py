@@ -71,17 +71,21 @@ class Outbox:
         self._clock = clock
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a row survives a process crash; only a power cut may lose the last ones.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
+            self._tune()
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the MQTT outbox {self.path}: {exc}. Move the file aside "
                 "(it only holds messages not yet delivered) or set COMPANION_DATA_DIR"
             ) from exc
+
+    def _tune(self) -> None:
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
+        self._db.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
 
     def put(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         """Store a message to publish; returns its id (its place in the order)."""
