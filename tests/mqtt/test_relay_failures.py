@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -110,11 +112,13 @@ async def test_the_outbox_stays_flat_over_a_long_connection(
             for _ in range(12):
                 await asyncio.sleep(0.5)
                 kept.append(outbox.count() - outbox.pending_count())
+        with contextlib.closing(sqlite3.connect(outbox_path)) as db:
+            written = int(db.execute("SELECT MAX(id) FROM outbox").fetchone()[0])  # ids only grow
         numbered = session.snapshot()  # still running: nothing to wait for
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
     assert numbered.phase.value == "running"
-    produced = 2 * 50 * 6  # ~600 rows were written in the 6 s
-    assert max(kept[2:]) < produced / 3, kept  # the first prune runs after 1 s
-    # flat: the last samples hold no more than the early ones did
-    assert max(kept[-4:]) <= max(kept[2:6]) * 1.5 + 20, kept
+    assert written > 400
+    assert kept[-1] < written / 3, kept
+    # flat: the last samples hold no more than the first few seconds did
+    assert max(kept[-4:]) <= 1.5 * max(kept[:8]), kept
