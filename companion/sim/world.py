@@ -17,6 +17,7 @@ from bumble.transport.common import AsyncPipeSink
 from .backend import SimAdapter
 from .band import VirtualBand, VirtualBandConfig, random_static_address
 from .controller import SimController, SimLink
+from .quiet import QuietHost
 
 __all__ = ["VirtualWorld", "central_device"]
 
@@ -101,7 +102,7 @@ class VirtualWorld(SimAdapter):
         if self._central is None:
             controller = SimController(self._name, link=self.link)
             device = central_device(
-                Host(controller, AsyncPipeSink(controller)),
+                QuietHost(controller, AsyncPipeSink(controller)),
                 self._name,
                 random_static_address(f"host:{self._name}"),
             )
