@@ -31,10 +31,11 @@ import random
 from typing import Any
 
 from bumble import att, core, hci, ll
-from bumble.controller import Controller
 from bumble.device import Device
 from bumble.gatt import Characteristic
 from bumble.link import LocalLink
+
+from .quiet import QuietController
 
 __all__ = ["SimController", "SimLink", "enforce_write_properties"]
 
@@ -44,7 +45,7 @@ __all__ = ["SimController", "SimLink", "enforce_write_properties"]
 logging.getLogger("bumble.controller").setLevel(logging.ERROR)
 
 
-class SimController(Controller):
+class SimController(QuietController):
     """A virtual controller whose connect can be cancelled, with real-sized ACL buffers."""
 
     acl_data_packet_length = 251

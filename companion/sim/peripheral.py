@@ -18,12 +18,12 @@ from typing import Any, Final
 from bumble import hci
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.gatt import Characteristic, Service
-from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
 from ..clock import Clock, LoopClock
 from .band import random_static_address
 from .controller import SimController, SimLink, enforce_write_properties
+from .quiet import QuietHost
 
 __all__ = ["MotorPulse", "MotorSource", "Peripheral"]
 
@@ -82,7 +82,7 @@ class Peripheral:
                 advertising_interval_min=_ADVERTISING_INTERVAL_MS,
                 advertising_interval_max=_ADVERTISING_INTERVAL_MS,
             ),
-            host=Host(self._controller, AsyncPipeSink(self._controller)),
+            host=QuietHost(self._controller, AsyncPipeSink(self._controller)),
         )
         enforce_write_properties(self.device)
         self.connection: Connection | None = None
