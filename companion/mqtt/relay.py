@@ -22,7 +22,7 @@ from typing import Final, Self
 import aiomqtt
 
 from ..errors import BrokerError, CompanionError
-from ..events import HeartRate
+from ..events import HeartRate, StopReason
 from ..session import Session
 from ..store import default_store_path
 from .broker import EmbeddedBroker
@@ -289,7 +289,7 @@ class Relay:
                 self.session.reject("mqtt", shown, str(exc))
                 continue
             try:
-                await getattr(self.session, command)()
+                await self.session.obey(command, by=StopReason.MQTT)
             except CompanionError as exc:
                 self.session.reject("mqtt", command, str(exc))
             self._state_changed.set()
