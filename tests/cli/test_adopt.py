@@ -69,13 +69,9 @@ def short(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def band() -> Iterator[str]:
-    """``companion sim --speed 10`` in its own process; its sim:// URL.
-
-    One for the module (a band outlives its hosts): each test leaves no workout running,
-    and finds on the band what the previous one left, as a real band would have it.
-    """
+    """``companion sim --speed 10`` in its own process; its sim:// URL."""
     command = [sys.executable, "-m", "companion", "sim", "--port", "0", "--speed", SPEED]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
