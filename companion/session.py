@@ -70,6 +70,7 @@ _PHASES: Final = {
 }
 _END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
+_BEFORE_START_S: Final = 5.0  # heart rate this long before the start still counts (warm-up)
 
 
 class _Subscription:
@@ -494,6 +495,10 @@ class Session:
             case CueFired():
                 self._on_cue(event)
             case HeartRate():
+                if event.t < self._mirror.start - _BEFORE_START_S:
+                    # Measured before this workout (the band replays what no host took, from
+                    # its boot on): not this session's heart rate.
+                    return
                 self._heart_rate = event
                 self._publish(event)
             case Battery():
