@@ -24,6 +24,7 @@ from .errors import (
     PlanTooLargeError,
     ReportError,
     StoreError,
+    WorkoutRunningError,
 )
 from .events import SessionEvent
 from .plan import Plan, Step, builtin_plan, load_plan
@@ -54,6 +55,7 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
+    "WorkoutRunningError",
     "__version__",
     "builtin_plan",
     "load_plan",
