@@ -421,6 +421,7 @@ class Session:
             # would lose it without knowing. What was written before stays.
             self._storage_error = self._storage_error or exc
             await self._stop_by_host(StopReason.STORAGE)
+            self._set_end(SessionPhase.STOPPED)  # also when it failed before START
             raise StoreError(
                 "the workout was stopped on the band (stopped: storage) and everything "
                 f"recorded before the failure is kept: {exc}"
