@@ -25,6 +25,7 @@ from .errors import (
     PlanTooLargeError,
     ReportError,
     StoreError,
+    WorkoutRunningError,
 )
 from .events import SessionEvent
 from .plan import Plan, Step, builtin_plan, load_plan
@@ -56,6 +57,7 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
+    "WorkoutRunningError",
     "__version__",
     "builtin_plan",
     "load_plan",

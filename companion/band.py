@@ -331,23 +331,46 @@ class Band:
             return
         self._adjusted_us += delta
 
-    async def start(self, *, lead_s: float = 0.5) -> float:
+    def new_session_id(self) -> int:
+        """A fresh band workout id for :meth:`start` (random, never the band's last one)."""
+        last = self.capabilities.session_id if self.capabilities is not None else 0
+        while (session_id := random.randrange(1, 1 << 32)) == last:
+            pass
+        return session_id
+
+    async def start(self, *, lead_s: float = 0.5, session_id: int | None = None) -> float:
         """Start the pushed plan ``lead_s`` from now; returns the start in host-clock seconds.
 
         The band runs the timeline from its own clock after this: every cue
-        fires on time even if the link drops right after.
+        fires on time even if the link drops right after. ``session_id`` is the
+        workout's identity on the band (default: :meth:`new_session_id`); a host
+        that records it can adopt the workout after a restart.
         """
         if self._plan_on_band is None:
             raise CompanionError("no plan on the band: call push_plan(plan) before start()")
         start = self._clock.now() + lead_s
         start_band_us = self.to_band_time(start)
-        session_id = random.randrange(1, 1 << 32)
-        running = self.capabilities.session_id if self.capabilities is not None else 0
-        while session_id == running:  # never the id of the band's last workout
-            session_id = random.randrange(1, 1 << 32)
+        session_id = session_id or self.new_session_id()
         self._session_id = session_id  # before START: its first events may follow the ACK
         await self._request(fp.Start(self._plan_on_band, start_band_us, session_id))
         self._anchor, self._adjusted_us = (start, start_band_us), 0
+        return start
+
+    def adopt(self) -> float:
+        """Follow the workout the band runs now (say, one this host started before it
+        crashed); returns its start in host-clock seconds, where the band's timeline is.
+
+        Its missed events come out of :meth:`events` (the band replays what was never
+        acknowledged), and drift correction carries on from the band's own adjustments.
+        """
+        capabilities = self._require_capabilities()
+        if not capabilities.session_id:
+            raise CompanionError(f"band {self.target} has run no workout since it started")
+        self._session_id = capabilities.session_id
+        start_band_us = capabilities.session_start_us
+        adjust_us = capabilities.session_adjust_us
+        start = self.to_host_time(start_band_us + adjust_us)
+        self._anchor, self._adjusted_us = (start, start_band_us), adjust_us
         return start
 
     async def pause(self) -> None:

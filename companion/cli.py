@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,7 @@ from .ble.backend import BleakBackend
 from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
+from .events import SessionStopped, StopReason, StopSource
 from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
 from .session import Session
 from .store import Store, default_store_path
@@ -38,6 +40,8 @@ __all__ = ["main"]
 _T = TypeVar("_T")
 _MQTT_DEFAULT_PORT: Final = 1883
 _EXIT_INTERRUPTED: Final = 130
+# Stopped like Ctrl-C: a terminal closing (SIGHUP), `kill`, `timeout`, `systemctl stop`.
+_STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _LATE_CUE_MS: Final = 50.0
 # The virtual band's heart rate and notifications speed up with the clock: at 600x a
 # 2-core machine falls behind them (300x still works); 100x keeps a margin.
@@ -61,18 +65,45 @@ def _fail(message: str) -> None:
 
 
 def _run_async(main: Callable[[], Awaitable[_T]]) -> _T:
-    """Run ``main`` with companion errors shown as one clear line, not a traceback."""
+    """Run ``main`` with companion errors shown as one clear line, not a traceback.
+
+    SIGINT, SIGTERM and SIGHUP all cancel ``main`` the same way, wherever it is (a
+    session stops its workout on the band, a half-open connection closes), and
+    the process exits with 128 + the signal's number.
+    """
+    received: list[signal.Signals] = []
 
     async def wrapped() -> _T:
-        return await main()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(signum: signal.Signals) -> None:
+            if received:
+                logging.getLogger(__name__).warning("already stopping, please wait")
+                return
+            received.append(signum)
+            task.cancel()
+
+        handled = []
+        for signum in _STOP_SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError):  # not the main thread
+                loop.add_signal_handler(signum, on_signal, signum)
+                handled.append(signum)
+        try:
+            return await main()
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
 
     try:
         return asyncio.run(wrapped())
     except CompanionError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        errors.print("interrupted")
-        sys.exit(_EXIT_INTERRUPTED)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        signum = received[0] if received else signal.SIGINT
+        errors.print("interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}")
+        sys.exit(128 + int(signum))
     raise AssertionError("unreachable")
 
 
@@ -198,6 +229,11 @@ def main(verbose: int) -> None:
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-hr-mqtt", is_flag=True, help="Keep heart rate (health data) off MQTT.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="If the band runs a workout this host did not start, stop it and start this one.",
+)
 def run(
     plan: str,
     target: str | None,
@@ -210,6 +246,7 @@ def run(
     ca_file: Path | None,
     no_hr_mqtt: bool,
     db: Path | None,
+    take_over: bool,
 ) -> None:
     """Run a workout PLAN on a band: push it, start it, show it live, record it.
 
@@ -217,11 +254,20 @@ def run(
     file (see docs/plans.md). The band fires every cue from its own clock, so
     cues stay exact even if the link drops; the session is recorded in the
     history (`companion history`) and relayed over MQTT for dashboards.
-    Ctrl-C stops the workout on the band and keeps what was recorded.
+    Ctrl-C stops the workout on the band and keeps what was recorded (so do
+    SIGTERM and SIGHUP).
+
+    If the band already runs a workout that this host recorded (it crashed or
+    was killed), the run adopts it: the same session goes on, with the events
+    the band kept meanwhile. A workout this host did not start is left alone
+    unless --take-over; `companion stop` ends it.
     """
     _one_band(sim, target, "--band ADDRESS")
-    if speed != 1.0 and not sim:
-        raise click.UsageError("--speed only applies to a virtual band (--sim)")
+    if speed != 1.0 and not (sim or (target or "").startswith("sim://")):
+        raise click.UsageError(
+            "--speed only applies to a virtual band (--sim, or sim://… with `companion sim "
+            "--speed` at the same speed)"
+        )
     if no_mqtt and mqtt_url:
         raise click.UsageError("--mqtt and --no-mqtt contradict each other")
     try:
@@ -230,7 +276,9 @@ def run(
         _fail(str(exc))
 
     async def go() -> None:
-        clock = LoopClock(speed)
+        # Shared with every process of this machine: a run that adopts a workout after a
+        # crash records times on the same scale as the run that started it.
+        clock = LoopClock(speed, shared=not sim)
         async with contextlib.AsyncExitStack() as stack:
             store = stack.enter_context(_store(db))  # a bad data folder fails before the band
             backend: BleakBackend | None = None
@@ -245,6 +293,13 @@ def run(
                 Band.connect(address, backend=backend, clock=clock, scan_timeout=scan_timeout)
             )
             session = Session(band, workout, store=store, late_cue_ms=_LATE_CUE_MS)
+            session.cancel_reason = StopReason.USER  # Ctrl-C or a signal: a person at the host
+            if await session.prepare(take_over=take_over):
+                console.print(
+                    f"adopted the workout already running on the band: session "
+                    f"{session.session_id} goes on",
+                    highlight=False,
+                )
             relay = None
             if not no_mqtt:
                 relay = await stack.enter_async_context(
@@ -381,11 +436,84 @@ def pair(address: str | None, sim: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--band",
+    "target",
+    metavar="ADDRESS",
+    required=True,
+    help="Band address or name; sim://127.0.0.1:PORT[/NAME] for `companion sim`'s bands.",
+)
+@click.option("--scan-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+def stop(target: str, scan_timeout: float, db: Path | None) -> None:
+    """End the workout running on a band, whoever started it.
+
+    For a workout nobody follows any more (its host crashed, or another host
+    started it). If this host recorded it, its session is closed as stopped by
+    the user, with what was recorded kept.
+    """
+
+    async def go() -> None:
+        backend: BleakBackend | None = None
+        address = target
+        if address.startswith("sim://"):
+            address, backend = _remote_target(address)
+        console.print(f"connecting to {address}...")
+        async with Band.connect(address, backend=backend, scan_timeout=scan_timeout) as band:
+            capabilities = band.capabilities
+            if capabilities is None or not capabilities.workout_running:
+                console.print(f"no workout is running on {address}: nothing to stop")
+                return
+            band_session = capabilities.session_id
+            await band.stop()
+            with _store(db) as store:
+                record = store.find_band_session(band.band_id, band_session)
+                if record is not None and record.outcome is None:
+                    _record_stop(store, record.id, record.band_id, band.clock.now())
+            what = (
+                f"session {record.id}"
+                if record is not None
+                else "a workout this host did not start"
+            )
+            console.print(
+                f"stopped band workout {band_session:08x} ({what}) on {address}", highlight=False
+            )
+
+    _run_async(go)
+
+
+def _record_stop(store: Store, session_id: str, band_id: str, t: float) -> None:
+    """Close a session this host recorded but no longer follows: stopped by the user."""
+    from datetime import UTC, datetime
+
+    from .events import SessionEvent
+
+    now = datetime.now(UTC)
+    store.record(
+        SessionEvent(
+            band_id=band_id,
+            session_id=session_id,
+            number=store.last_event_number(session_id) + 1,
+            at=now,
+            event=SessionStopped(StopReason.USER, t, StopSource.HOST),
+        )
+    )
+    store.end_session(session_id, now, f"stopped: {StopReason.USER.value}")
+
+
+@main.command()
 @click.option("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one).")
 @click.option("--bands", type=click.IntRange(1, 50), default=1, show_default=True)
 @click.option("--name", default="Companion", show_default=True, help="Advertised name.")
 @click.option("--drift-ppm", type=float, default=0.0, help="Band clock drift to simulate.")
-def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=_MAX_SPEED),
+    default=1.0,
+    show_default=True,
+    help="Run the bands' clocks this many times faster (use the same --speed for `run`).",
+)
+def sim(port: int, bands: int, name: str, drift_ppm: float, speed: float) -> None:
     """Run virtual bands in this process, for scripts in other processes.
 
     Prints the address to connect to (sim://127.0.0.1:PORT); use it as
@@ -399,7 +527,9 @@ def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
         console.print(f"virtual band(s) ready at {url}", highlight=False)
 
     _run_async(
-        lambda: run_sim_server(port, bands=bands, name=name, drift_ppm=drift_ppm, ready=ready)
+        lambda: run_sim_server(
+            port, bands=bands, name=name, drift_ppm=drift_ppm, speed=speed, ready=ready
+        )
     )
 
 

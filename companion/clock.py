@@ -49,13 +49,18 @@ class LoopClock(Clock):
     ``speed=10`` makes one real second count as ten: a demo of a 5-minute
     workout takes 30 seconds. Under a virtual-time loop in tests, the loop's
     clock itself jumps forward, so ``speed`` can stay 1.
+
+    Time counts from the clock's first use, or from the loop clock's own origin
+    with ``shared=True`` (the system's monotonic clock, so every process on the
+    machine reads the same time: a host that restarts and adopts a workout keeps
+    the times its previous run recorded comparable).
     """
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, *, shared: bool = False) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be positive, got {speed!r}")
         self.speed = speed
-        self._origin: float | None = None
+        self._origin: float | None = 0.0 if shared else None
 
     @property
     def rate(self) -> float:

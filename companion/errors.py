@@ -21,6 +21,7 @@ __all__ = [
     "PlanTooLargeError",
     "ReportError",
     "StoreError",
+    "WorkoutRunningError",
 ]
 
 
@@ -78,3 +79,15 @@ class FitFileError(CompanionError):
 
 class StoreError(CompanionError):
     """The session history database could not be opened or read."""
+
+
+class WorkoutRunningError(CompanionError):
+    """The band runs a workout this host did not start (or cannot follow), so it is left alone.
+
+    ``session_id`` is the band's id of that workout; the message names the choices
+    (``companion run --take-over``, ``companion stop``).
+    """
+
+    def __init__(self, message: str, *, session_id: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id

@@ -42,6 +42,7 @@ __all__ = [
     "SessionStopped",
     "StepStarted",
     "StopReason",
+    "StopSource",
     "TimeSynced",
     "event_from_dict",
     "event_to_dict",
@@ -49,11 +50,12 @@ __all__ = [
 
 
 class StopReason(enum.StrEnum):
-    """Why a session ended before its last cue."""
+    """Why a session ended before its last cue: who ended it (where: :class:`StopSource`)."""
 
-    USER = "user"  # the stop gesture on the band
+    USER = "user"  # a person: the band's stop gesture, Ctrl-C / SIGTERM / `companion stop`
     PAIN = "pain"  # the pain gesture: "stop immediately if in pain"
-    HOST = "host"  # the host asked (CLI, Ctrl-C, MQTT command)
+    MQTT = "mqtt"  # a `stop` command from the broker (a dashboard, an automation)
+    HOST = "host"  # the program itself: code calling Session.stop(), another host's STOP
     LINK = "link"  # the band vanished and did not come back
     REBOOT = "reboot"  # the band restarted and lost the workout (battery, crash, reset)
     STORAGE = "storage"  # the history could not be written (disk full): the host stopped it
@@ -64,6 +66,13 @@ class CueTiming(enum.StrEnum):
 
     BAND = "band"  # ``fired`` is the band's own timestamp of the motor starting
     HOST = "host"  # ``fired`` is when the band confirmed the host's write: delivered, not felt
+
+
+class StopSource(enum.StrEnum):
+    """Where a stop came from: the band itself, or this host (its terminal, code or broker)."""
+
+    BAND = "band"  # a gesture on the band, or the band's own report (reboot, another host)
+    HOST = "host"  # this host: its terminal (Ctrl-C, a signal), its code, its MQTT relay
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +222,11 @@ class SessionDone:
 
 @dataclass(frozen=True, slots=True)
 class SessionStopped:
-    """The session ended early; ``reason`` says who ended it."""
+    """The session ended early; ``reason`` says who ended it, ``source`` from where."""
 
     reason: StopReason
     t: float
+    source: StopSource = StopSource.HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +357,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             value = StopReason(value)
         if field.name == "timing" and cls is CueFired:
             value = CueTiming(value)
+        if field.name == "source" and cls is SessionStopped:
+            value = StopSource(value)
         kwargs[field.name] = value
     event: Event = cls(**kwargs)
     return event

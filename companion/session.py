@@ -21,7 +21,13 @@ from typing import Final
 import firmware_protocol as fp
 
 from .band import Band
-from .errors import CompanionError, LinkLostError, StoreError
+from .errors import (
+    CommandError,
+    CompanionError,
+    LinkLostError,
+    StoreError,
+    WorkoutRunningError,
+)
 from .events import (
     BandStateChanged,
     Battery,
@@ -41,6 +47,7 @@ from .events import (
     SessionStopped,
     StepStarted,
     StopReason,
+    StopSource,
 )
 from .plan import Plan
 from .state import DeviceInfo, SessionPhase, SessionSnapshot
@@ -51,13 +58,19 @@ __all__ = ["Session"]
 logger = logging.getLogger(__name__)
 
 _STOP_REASONS: Final = {
-    "button": StopReason.USER,
-    "pain": StopReason.PAIN,
-    "host": StopReason.HOST,
-    "reboot": StopReason.REBOOT,
+    "button": (StopReason.USER, StopSource.BAND),
+    "pain": (StopReason.PAIN, StopSource.BAND),
+    "host": (StopReason.HOST, StopSource.BAND),  # a STOP this host did not send: another host
+    "reboot": (StopReason.REBOOT, StopSource.BAND),
+}
+_PHASES: Final = {
+    fp.SessionStateCode.RUNNING: SessionPhase.RUNNING,
+    fp.SessionStateCode.ROUND_REST: SessionPhase.ROUND_REST,
+    fp.SessionStateCode.PAUSED: SessionPhase.PAUSED,
 }
 _END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
+_BEFORE_START_S: Final = 5.0  # heart rate this long before the start still counts (warm-up)
 
 
 class _Subscription:
@@ -145,6 +158,13 @@ class Session:
         self._storage_error: StoreError | None = None  # the history failed: stop the workout
         self._finished = asyncio.Event()
         self._start_requested = asyncio.Event()
+        self._prepared: bool | None = None  # None: not yet; True: adopted; False: start anew
+        self._start_sent = False
+        self._rounds_done: set[int] = set()
+        self._stop_by: tuple[StopReason, StopSource] | None = None  # a stop this host asked
+        # Who stops the workout when run() is cancelled: the program, unless the caller says
+        # (the CLI: a person at the terminal pressed Ctrl-C or sent SIGTERM).
+        self.cancel_reason = StopReason.HOST
 
     # -- what others read ----------------------------------------------------------
 
@@ -250,9 +270,19 @@ class Session:
         """Skip to the next step."""
         await self.band.skip()
 
-    async def stop(self) -> None:
-        """Stop the workout now (the band plays the "stopped" pattern)."""
+    async def stop(self, *, by: StopReason = StopReason.HOST) -> None:
+        """Stop the workout now (the band plays the "stopped" pattern); ``by`` is recorded."""
+        self._stop_by = (by, StopSource.HOST)
         await self.band.stop()
+
+    async def obey(self, command: str, *, by: StopReason) -> None:
+        """Carry out ``command`` (start, pause, resume, skip, stop) asked by ``by`` (e.g. MQTT)."""
+        if command == "stop":
+            await self.stop(by=by)
+        elif command in ("start", "pause", "resume", "skip"):
+            await getattr(self, command)()
+        else:
+            raise CompanionError(f"unknown command {command!r}: start, pause, resume, skip, stop")
 
     def reject(self, source: str, command: str, reason: str) -> None:
         """Record that a command from ``source`` was refused (the session goes on)."""
@@ -261,20 +291,120 @@ class Session:
 
     # -- running -------------------------------------------------------------------
 
-    async def run(self, *, autostart: bool = True) -> SessionSnapshot:
+    async def prepare(self, *, take_over: bool = False) -> bool:
+        """Decide what to do with the workout the band runs, before :meth:`run`.
+
+        Returns True if this session **adopts** it: a workout this host recorded
+        itself (same store, same plan), say before it crashed; the session goes on
+        in the same history row, with the events the band kept for it. A workout
+        this host does not know is left alone (:class:`WorkoutRunningError`, whose
+        message names the choices) unless ``take_over``, which stops it so that
+        :meth:`run` starts this plan. Returns False when :meth:`run` starts anew.
+        """
+        if self._prepared is not None:
+            return self._prepared
+        capabilities = self.band.capabilities
+        self._prepared = False
+        if capabilities is None or not capabilities.session_id:
+            return False
+        record = (
+            self.store.find_band_session(self.band_id, capabilities.session_id)
+            if self.store is not None
+            else None
+        )
+        ours = record is not None and record.outcome is None
+        if not capabilities.workout_running:
+            if ours and record is not None and self.store is not None:
+                # It ended while no host followed it (this one had crashed): close its row.
+                ended = capabilities.session_state.name.lower()
+                self.store.end_session(record.id, datetime.now(UTC), f"{ended} (not followed)")
+            return False
+        wire = self.plan.to_wire()
+        if ours and record is not None and fp.plan_id(fp.encode_plan(wire)) == capabilities.plan_id:
+            self._adopt(record.id, capabilities)
+            self._prepared = True
+            return True
+        described = self._describe(capabilities, record.plan_name if record else None)
+        if not take_over:
+            raise WorkoutRunningError(
+                f"band {self.band.target} is running {described}. Choose: "
+                + (
+                    f"`companion run {record.plan_name} --band …` follows it again, "
+                    if ours and record is not None
+                    else ""
+                )
+                + "`companion run --take-over …` stops it and starts this one, or "
+                "`companion stop --band …` ends it",
+                session_id=capabilities.session_id,
+            )
+        logger.warning("taking over the band: stopping %s", described)
+        with contextlib.suppress(CommandError):  # it may have ended meanwhile
+            await self.band.stop()
+        if ours and record is not None and self.store is not None:
+            self.store.end_session(record.id, datetime.now(UTC), "stopped: host (taken over)")
+        return False
+
+    @staticmethod
+    def _describe(capabilities: fp.Capabilities, plan_name: str | None) -> str:
+        whose = f"your workout {plan_name!r}" if plan_name else "a workout this host did not start"
+        state = capabilities.session_state.name.lower().replace("_", " ")
+        where = (
+            f"round {capabilities.session_round}, step {capabilities.session_step + 1}"
+            if capabilities.session_round
+            else "about to start"
+        )
+        minutes = capabilities.session_elapsed_us / 60_000_000
+        return (
+            f"{whose} (band workout {capabilities.session_id:08x}, {state}, {where}, "
+            f"{minutes:.1f} min in)"
+        )
+
+    def _adopt(self, session_id: str, capabilities: fp.Capabilities) -> None:
+        """Carry on with recorded session ``session_id``, mirroring the band from where it is."""
+        self.session_id = session_id
+        mirror = self._mirror
+        mirror.start = self.band.adopt()
+        # Where the band stands now is in CAPABILITIES, but the band replays what this host
+        # missed, so the mirror starts from what was recorded and the replay brings it up to
+        # date (every step change then appears once in the history).
+        mirror.phase = SessionPhase.RUNNING
+        recorded = self.store.events(session_id) if self.store is not None else []
+        self._number = self.store.last_event_number(session_id) if self.store is not None else 0
+        for numbered in recorded:
+            event = numbered.event
+            if isinstance(event, CueFired):
+                mirror.acked.add(event.cue_id)
+            elif isinstance(event, RoundDone):
+                self._rounds_done.add(event.round)
+                if event.round == mirror.round:
+                    mirror.step_index, mirror.phase = fp.REST_STEP, SessionPhase.ROUND_REST
+            elif isinstance(event, StepStarted):
+                mirror.round, mirror.step_index = event.round, event.step_index
+                mirror.phase = SessionPhase.RUNNING
+            elif isinstance(event, SessionPaused):
+                mirror.phase, mirror.paused_at = SessionPhase.PAUSED, event.t
+            elif isinstance(event, SessionResumed):
+                mirror.paused_at = None
+        mirror.shift_us = capabilities.session_shift_us  # replayed reports bring their own
+        self._started = True
+        logger.info("adopted session %s (band workout %08x)", session_id, capabilities.session_id)
+
+    async def run(self, *, autostart: bool = True, take_over: bool = False) -> SessionSnapshot:
         """Push the plan, start it and follow it to its end; returns the final snapshot.
 
-        Cancelling ``run()`` (Ctrl-C) stops the workout on the band first, and
-        everything recorded so far stays recorded.
+        If the band already runs a workout, :meth:`prepare` decides first (adopt
+        this host's own, refuse or take over another). Cancelling ``run()``
+        (Ctrl-C) stops the workout on the band first, and everything recorded so
+        far stays recorded.
         """
-        if not autostart:
+        adopted = await self.prepare(take_over=take_over)
+        if not autostart and not adopted:
             await self._start_requested.wait()
         self._started = True
         events = self.band.events()
         try:
-            await self.band.push_plan(self.plan)
-            start = await self.band.start()
-            self._begin(start)
+            if not adopted:
+                await self._start_anew()
             # Not a TaskGroup: it would wrap the follower's LinkLostError in an ExceptionGroup.
             resync = asyncio.create_task(self._resync_periodically())
             try:
@@ -284,13 +414,14 @@ class Session:
                 with contextlib.suppress(asyncio.CancelledError):
                     await resync
         except asyncio.CancelledError:
-            await self._stop_by_host(StopReason.HOST)
+            await self._stop_by_host(self.cancel_reason)
             raise
         except StoreError as exc:
             # A workout that cannot be recorded is stopped, not followed blind: the person
             # would lose it without knowing. What was written before stays.
             self._storage_error = self._storage_error or exc
             await self._stop_by_host(StopReason.STORAGE)
+            self._set_end(SessionPhase.STOPPED)  # also when it failed before START
             raise StoreError(
                 "the workout was stopped on the band (stopped: storage) and everything "
                 f"recorded before the failure is kept: {exc}"
@@ -302,12 +433,23 @@ class Session:
             raise
         return self.snapshot()
 
-    def _begin(self, start: float) -> None:
+    async def _start_anew(self) -> None:
+        await self.band.push_plan(self.plan)
+        band_session = self.band.new_session_id()
+        if self.store is not None:
+            # Before START: a host killed right after it can still find and adopt its workout.
+            self.store.begin_session(self.session_id, self.band_id, self.plan, datetime.now(UTC))
+            plan_id = fp.plan_id(fp.encode_plan(self.plan.to_wire()))
+            self.store.link_band_session(self.session_id, self.band_id, band_session, plan_id)
+        self._start_sent = True
+        try:
+            start = await self.band.start(session_id=band_session)
+        except CommandError as exc:
+            self._close(f"not started: {exc}")
+            raise
         mirror = self._mirror
         mirror.start = start
         mirror.phase = SessionPhase.RUNNING
-        if self.store is not None:
-            self.store.begin_session(self.session_id, self.band_id, self.plan, datetime.now(UTC))
         self._publish(SessionStarted(self.plan.name, self.plan.rounds, start, self.plan.notes))
 
     async def _follow(self, events: AsyncIterator[Event]) -> None:
@@ -329,14 +471,20 @@ class Session:
                     logger.info("periodic time sync skipped: %s", exc)
 
     async def _stop_by_host(self, reason: StopReason) -> None:
-        if self._mirror.phase not in _END_PHASES and self._mirror.phase is not SessionPhase.IDLE:
+        phase = self._mirror.phase
+        # A START may be on its way (cancelled while awaiting its ACK): stop whatever runs, so
+        # a cancellation never leaves a workout on the band that nobody follows.
+        if phase not in _END_PHASES and (phase is not SessionPhase.IDLE or self._start_sent):
+            self._stop_by = (reason, StopSource.HOST)
             try:
                 async with asyncio.timeout(_STOP_TIMEOUT_S):
                     await asyncio.shield(self.band.stop())
+            except CommandError as exc:
+                logger.info("nothing to stop on the band: %s", exc)
             except (TimeoutError, CompanionError) as exc:
                 logger.warning("could not stop the band: %s", exc)
             self._set_end(SessionPhase.STOPPED)
-            self._publish(SessionStopped(reason, self.band.clock.now()))
+            self._publish(SessionStopped(reason, self.band.clock.now(), StopSource.HOST))
         self._close(f"stopped: {reason.value}")
 
     # -- turning band reports into session events ------------------------------------
@@ -348,6 +496,10 @@ class Session:
             case CueFired():
                 self._on_cue(event)
             case HeartRate():
+                if event.t < self._mirror.start - _BEFORE_START_S:
+                    # Measured before this workout (the band replays what no host took, from
+                    # its boot on): not this session's heart rate.
+                    return
                 self._heart_rate = event
                 self._publish(event)
             case Battery():
@@ -390,8 +542,10 @@ class Session:
             self._close("done")
         elif state == "stopped":
             self._set_end(SessionPhase.STOPPED)
-            reason = _STOP_REASONS.get(event.cause, StopReason.HOST)
-            self._publish(SessionStopped(reason, event.t))
+            reason, source = _STOP_REASONS.get(event.cause, (StopReason.HOST, StopSource.BAND))
+            if event.cause == "host" and self._stop_by is not None:
+                reason, source = self._stop_by  # the STOP this host sent: who asked for it
+            self._publish(SessionStopped(reason, event.t, source))
             self._close(f"stopped: {reason.value}")
 
     def _on_step_change(self, previous_round: int, event: BandStateChanged) -> None:
@@ -414,9 +568,8 @@ class Session:
             )
 
     def _round_done(self, round_number: int, t: float) -> None:
-        if round_number > 0 and not any(
-            isinstance(e.event, RoundDone) and e.event.round == round_number for e in self._history
-        ):
+        if round_number > 0 and round_number not in self._rounds_done:
+            self._rounds_done.add(round_number)
             self._publish(RoundDone(round_number, t))
 
     def _mark_skipped(self, t: float, new_shift_us: int) -> None:

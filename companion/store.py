@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS hr_samples (
     contact INTEGER,                     -- 1, 0, or NULL when the sensor cannot tell
     PRIMARY KEY (session_id, number)
 );
+CREATE TABLE IF NOT EXISTS band_sessions (  -- the band's identity of each session's workout
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+    band_id TEXT NOT NULL,
+    band_session INTEGER NOT NULL,       -- the session_id the host sent in START (u32)
+    plan_id TEXT NOT NULL                -- hex id of the plan on the band
+);
 """
 
 
@@ -303,6 +309,31 @@ class Store:
             ),
         )
         self._set_reserve_aside()
+
+    def link_band_session(
+        self, session_id: str, band_id: str, band_session: int, plan_id: bytes
+    ) -> None:
+        """Remember which band workout ``session_id`` is, so a restarted host can adopt it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO band_sessions VALUES (?, ?, ?, ?)",
+            (session_id, band_id, band_session, plan_id.hex()),
+        )
+
+    def find_band_session(self, band_id: str, band_session: int) -> SessionRecord | None:
+        """The session recorded for band workout ``band_session`` on ``band_id``, if any."""
+        row = self._db.execute(
+            "SELECT s.* FROM sessions s JOIN band_sessions b ON b.session_id = s.id "
+            "WHERE b.band_id = ? AND b.band_session = ?",
+            (band_id, band_session),
+        ).fetchone()
+        return self._record(row) if row is not None else None
+
+    def last_event_number(self, session_id: str) -> int:
+        """The number of the last event recorded for ``session_id`` (0 if none)."""
+        row = self._db.execute(
+            "SELECT MAX(number) FROM events WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return int(row[0] or 0)
 
     def record(self, event: SessionEvent) -> None:
         """Record one event; a replayed event (same session and number) is stored once.

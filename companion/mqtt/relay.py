@@ -34,7 +34,7 @@ from typing import Final, Self
 import aiomqtt
 
 from ..errors import BrokerError, CompanionError
-from ..events import HeartRate
+from ..events import HeartRate, StopReason
 from ..session import Session
 from ..store import default_store_path
 from .broker import EmbeddedBroker
@@ -442,7 +442,7 @@ class Relay:
         while True:
             command = await self._commands.get()
             try:
-                await getattr(self.session, command)()
+                await self.session.obey(command, by=StopReason.MQTT)
             except CompanionError as exc:
                 self.session.reject("mqtt", command, str(exc))
             except Exception as exc:  # a command the band could not carry out, reported

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
 
+from ..clock import LoopClock
 from ..errors import CompanionError
 from .serve import SimServer, server_band_configs
 
@@ -27,6 +29,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bands", type=int, default=1, help="how many bands (default 1)")
     parser.add_argument("--name", default="Companion", help="advertised name (at most 11 bytes)")
     parser.add_argument("--drift-ppm", type=float, default=0.0, help="band clock drift")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="band clocks this many times faster (default 1)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log hosts coming and going")
     return parser.parse_args(argv)
 
@@ -37,6 +42,8 @@ async def _serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     configs = server_band_configs(args.bands, name=args.name, drift_ppm=args.drift_ppm)
+    if args.speed != 1.0:
+        configs = [replace(config, clock=LoopClock(args.speed)) for config in configs]
     async with SimServer(configs, port=args.port) as server:
         bands = ", ".join(f"{band.config.name} {band.address}" for band in server.bands)
         # The one line a script waits for; flushed, as stdout is usually a pipe then.

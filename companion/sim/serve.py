@@ -27,6 +27,7 @@ from typing import Self, cast
 
 from bumble.transport.common import StreamPacketSink, StreamPacketSource
 
+from ..clock import LoopClock
 from ..errors import CompanionError
 from .band import VirtualBand, VirtualBandConfig
 from .controller import SimController
@@ -194,11 +195,13 @@ async def run_sim_server(
     bands: int = 1,
     name: str = "Companion",
     drift_ppm: float = 0.0,
+    speed: float = 1.0,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``bands`` virtual bands on 127.0.0.1:``port`` until cancelled (``companion sim``).
 
-    ``port`` 0 picks a free port; ``ready`` is called once with the URL
+    ``port`` 0 picks a free port; ``speed`` runs the bands' clocks faster (a host
+    at the same speed sees a sped-up workout); ``ready`` is called once with the URL
     (``sim://127.0.0.1:PORT``) when hosts can connect. Raises
     :class:`~companion.errors.CompanionError` if the port is taken or a band
     name is too long to advertise.
@@ -207,6 +210,8 @@ async def run_sim_server(
         configs = server_band_configs(bands, name=name, drift_ppm=drift_ppm)
     except ValueError as exc:
         raise CompanionError(str(exc)) from exc
+    if speed != 1.0:
+        configs = [replace(config, clock=LoopClock(speed)) for config in configs]
     async with SimServer(configs, port=port) as server:
         if ready is not None:
             ready(server.url)

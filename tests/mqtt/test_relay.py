@@ -96,7 +96,7 @@ async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_repor
     assert '"command" string' in str(rejected[2]["reason"])
     stopped = [e for e in events if e["type"] == "session_stopped"]
     assert len(stopped) == 1
-    assert stopped[0]["reason"] == "host"
+    assert (stopped[0]["reason"], stopped[0]["source"]) == ("mqtt", "host")
     order = _types(events)
     assert order.index("session_paused") < order.index("session_resumed")
 

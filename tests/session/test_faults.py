@@ -8,7 +8,7 @@ import pytest
 
 import firmware_protocol as fp
 from companion.errors import LinkLostError
-from companion.events import CueFired, SessionStopped, StopReason
+from companion.events import CueFired, SessionStopped, StopReason, StopSource
 from companion.plan import Plan, Step, builtin_plan
 from companion.session import Session
 from companion.sim import VirtualBandConfig
@@ -55,7 +55,7 @@ async def test_a_band_that_reboots_mid_workout_ends_the_session_with_the_reason(
     stopped = [
         e.event for e in store.events(session.session_id) if isinstance(e.event, SessionStopped)
     ]
-    assert stopped == [SessionStopped(StopReason.REBOOT, stopped[0].t)]
+    assert stopped == [SessionStopped(StopReason.REBOOT, stopped[0].t, StopSource.BAND)]
     assert store.session(session.session_id).outcome == "stopped: reboot"
     assert _cue_ids(store, session)[0] == _expected(SHORT)[0]  # what came before is kept
 

@@ -1,0 +1,151 @@
+"""A workout has an identity: a host adopts its own, refuses another's, and never half-starts one.
+
+In one process on the virtual link (virtual time); the same behaviours across
+real processes, with real signals, are in tests/cli/test_adopt.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import firmware_protocol as fp
+from companion.band import Band
+from companion.errors import WorkoutRunningError
+from companion.events import (
+    CueFired,
+    HeartRate,
+    SessionStopped,
+    StepStarted,
+    StopReason,
+    StopSource,
+)
+from companion.plan import builtin_plan
+from companion.session import Session
+from companion.sim import VirtualBandConfig, VirtualWorld
+from companion.state import SessionPhase
+from companion.store import Store
+
+pytestmark = pytest.mark.looptime
+
+PLAN = builtin_plan("back-5", rounds=1)
+CUE_IDS = [c.cue_id for c in fp.build_timeline(PLAN.to_wire()).cues]
+_LIVE = (fp.SessionStateCode.RUNNING, fp.SessionStateCode.ROUND_REST, fp.SessionStateCode.PAUSED)
+
+
+async def _orphan(world: VirtualWorld, address: str, store: Store, after_s: float) -> str:
+    """A host that starts the plan and vanishes ``after_s`` in (no STOP): its session id."""
+    async with Band.connect(address, backend=world.backend) as band:
+        session = Session(band, PLAN, store=store)
+        runner = asyncio.create_task(session.run())
+        await band.clock.sleep(after_s)
+        await band.aclose()  # the host is gone; the band runs on
+        await runner
+    return session.session_id
+
+
+async def test_a_host_that_vanished_is_adopted_by_the_next_and_every_cue_is_recorded_once(
+    store: Store,
+) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        first = await _orphan(world, virtual.address, store, 100)
+        await asyncio.sleep(20)  # nobody follows for a while
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            session = Session(band, PLAN, store=store)
+            assert await session.prepare()
+            assert session.session_id == first
+            final = await session.run()
+    assert final.phase is SessionPhase.DONE
+    (record,) = store.sessions()
+    assert record.outcome == "done"
+    events = [e.event for e in store.events(first)]
+    assert [e.cue_id for e in events if isinstance(e, CueFired)] == CUE_IDS
+    assert [e.step_index for e in events if isinstance(e, StepStarted)] == [0, 1, 2, 3, 4]
+    cues = [e for e in events if isinstance(e, CueFired)]
+    assert max(abs(c.error_ms) for c in cues) < 5.0
+
+
+async def test_a_foreign_workout_is_refused_then_taken_over(tmp_path: Path) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        await _orphan(world, virtual.address, Store(tmp_path / "elsewhere.sqlite3"), 30)
+        mine = Store(tmp_path / "mine.sqlite3")
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            with pytest.raises(WorkoutRunningError, match="--take-over") as refused:
+                await Session(band, PLAN, store=mine).run()
+            assert refused.value.session_id == virtual.protocol.session_id
+            assert virtual.protocol.state in _LIVE  # left alone
+            session = Session(band, PLAN, store=mine)
+            final = await session.run(take_over=True)
+    assert final.phase is SessionPhase.DONE
+    events = [e.event for e in mine.events(session.session_id)]
+    assert [e.cue_id for e in events if isinstance(e, CueFired)] == CUE_IDS
+
+
+@pytest.mark.parametrize("cancel_after_s", [0.0, 0.005, 0.02, 0.05, 0.1, 0.3, 1.0])
+async def test_a_cancellation_at_any_moment_of_start_up_leaves_no_workout_running(
+    store: Store, cancel_after_s: float
+) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        virtual.set_notification_delay(0.02, 0.04)  # START's ACK takes a while to come back
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            session = Session(band, PLAN, store=store)
+            session.cancel_reason = StopReason.USER
+            runner = asyncio.create_task(session.run())
+            await asyncio.sleep(cancel_after_s)
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+        await asyncio.sleep(5)
+        assert virtual.protocol.state not in _LIVE
+    for record in store.sessions():
+        assert record.outcome == "stopped: user"
+        stops = [e.event for e in store.events(record.id) if isinstance(e.event, SessionStopped)]
+        assert [(s.reason, s.source) for s in stops] == [(StopReason.USER, StopSource.HOST)]
+
+
+async def test_a_cancellation_while_start_awaits_its_ack_stops_the_started_band(
+    store: Store,
+) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            virtual.set_notification_delay(0.05, 0.06)  # START's ACK takes a while to come back
+            session = Session(band, PLAN, store=store)
+            runner = asyncio.create_task(session.run())
+            for _ in range(10_000):  # until the band has taken START...
+                if virtual.protocol.state in _LIVE:
+                    break
+                await asyncio.sleep(0.001)
+            assert session.phase is SessionPhase.IDLE  # ...and the host does not know it yet
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+        await asyncio.sleep(5)
+        assert virtual.protocol.state is fp.SessionStateCode.STOPPED
+
+
+async def test_pause_is_a_state_of_the_virtual_band_and_its_heart_rate_rests(
+    store: Store,
+) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            session = Session(band, PLAN, store=store)
+            runner = asyncio.create_task(session.run())
+            await band.clock.sleep(40)
+            await session.pause()
+            assert virtual.protocol.state is fp.SessionStateCode.PAUSED
+            await band.clock.sleep(60)
+            await session.stop(by=StopReason.USER)
+            await runner
+    hr = [e.event for e in store.events(session.session_id) if isinstance(e.event, HeartRate)]
+    during = [h.bpm for h in hr if h.t > hr[0].t + 70]  # well into the pause
+    before = [h.bpm for h in hr if hr[0].t + 30 < h.t < hr[0].t + 40]
+    assert during
+    assert before
+    assert max(during[-5:]) < max(before)  # resting, not exercising
