@@ -53,6 +53,7 @@ __all__ = [
     "encode_hrs_fields",
     "encode_plan",
     "fragment",
+    "peek_fragment",
 ]
 
 FRAME_VERSION: Final = 1
@@ -449,6 +450,19 @@ def fragment(frame: bytes, max_payload: int) -> list[bytes]:
         bytes([(_FIRST if i == 0 else 0) | (_LAST if i == last else 0) | (i & _INDEX_MASK)]) + piece
         for i, piece in enumerate(pieces)
     ]
+
+
+def peek_fragment(data: bytes) -> tuple[MessageType, int, int] | None:
+    """``(type, seq, flags)`` of a fragment that carries one whole frame, else None.
+
+    For the writer, which treats some messages specially (a TIME_SYNC request is
+    stamped when it is written); it checks the header's length, not the CRC.
+    """
+    if len(data) < 1 + FRAME_OVERHEAD or data[0] & (_FIRST | _LAST) != _FIRST | _LAST:
+        return None
+    if int.from_bytes(data[6:8], "little") != len(data) - 1 - FRAME_OVERHEAD:
+        return None
+    return MessageType(data[2]), int.from_bytes(data[3:5], "little"), data[5]
 
 
 class Reassembler:
