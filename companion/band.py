@@ -111,7 +111,6 @@ class Band:
         self._wake = asyncio.Event()
         self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._refining: asyncio.Task[None] | None = None
         self._advertised_name = ""
         self._control_confirmed = False  # a write with response went through on this link
         self._timesync = ClockSync(self._clock, self._request_result, self._adjust)
@@ -161,7 +160,9 @@ class Band:
         except BaseException:
             await self.aclose()
             raise
-        self._refining = self._spawn(self._refine())
+        # START does not wait for it (a command right after connect must not queue behind a
+        # second of exchanges on a slow link); once done, ADJUST moves the timeline to it.
+        self._spawn(self._refine())
         self._spawn(self._timesync.follow_drift())
         return self
 
@@ -187,11 +188,10 @@ class Band:
         self._fail_pending(LinkLostError("the band was closed while a command was pending"))
         self._events.put_nowait(_Closed(None))
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
+    def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- public API --------------------------------------------------------------
 
@@ -301,10 +301,6 @@ class Band:
         """
         if self._plan_on_band is None:
             raise CompanionError("no plan on the band: call push_plan(plan) before start()")
-        if self._refining is not None and not self._refining.done():
-            # The first cues are as exact as the rest if START waits for the background
-            # sync (milliseconds on a quiet link, about a second on a slow one).
-            await asyncio.wait({self._refining})
         start = self._clock.now() + lead_s
         start_band_us = self.to_band_time(start)
         await self._request(fp.Start(self._plan_on_band, start_band_us))

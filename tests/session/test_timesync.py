@@ -66,13 +66,15 @@ async def true_errors_ms(
 async def test_without_drift_resyncs_do_not_move_the_timeline_by_their_noise(seed: int) -> None:
     errors, syncs = await true_errors_ms(VirtualBandConfig(), seed, rounds=1)
     assert len(syncs) >= 10  # connect, refinement, then one every 30 s
-    assert max(abs(e) for _t, e in errors) < 2.0
+    # The first cues may come before the background refinement ends (8 exchanges then)
+    assert max(abs(e) for _t, e in errors) < 4.0
     # After the first minute the timeline stands still: each resync only tightens the
     # bound it already had. (Re-estimating from scratch every 30 s, as before, moved it by
     # each estimate's own error: a spread of 5-10 ms over the same cues.)
     start = errors[0][0]
     settled = [e for t, e in errors if t > start + 60]
     assert max(settled) - min(settled) < 0.5
+    assert max(abs(e) for e in settled) < 1.0
     # The stated uncertainty is a real bound, and it only shrinks.
     uncertainties = [s.uncertainty_us for s in syncs]
     assert uncertainties == sorted(uncertainties, reverse=True)
