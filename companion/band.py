@@ -107,6 +107,8 @@ class Band:
         self._closing = False
         self._paired_once = False
         self._pending: dict[int, asyncio.Future[fp.CommandResult | fp.CommandFailed]] = {}
+        self._idle = asyncio.Event()  # no command pending: background work may send one
+        self._idle.set()
         self._inbox: list[tuple[bytes, int]] = []  # fragments with their arrival time
         self._wake = asyncio.Event()
         self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
@@ -276,17 +278,27 @@ class Band:
         """``samples`` more NTP-style exchanges, combined with every earlier one, then the
         running timeline (if any) moved to follow the band's drift through ADJUST."""
         estimate = await self._timesync.sync(samples)
+        await self._synced(estimate)
+        return estimate
+
+    async def _synced(self, estimate: fp.ClockEstimate) -> None:
         self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
         if self._unsynced:
             for held in self._unsynced:
                 self._emit(self._convert(held))
             self._unsynced.clear()
         await self._timesync.correct()
-        return estimate
 
     async def _refine(self) -> None:
         try:
-            await self.sync_time(_REFINE_SAMPLES)
+            estimate = None
+            for _ in range(_REFINE_SAMPLES):
+                # Only while nothing else is pending: the user's commands (a plan push,
+                # START, a pause) never queue behind background exchanges.
+                await self._idle.wait()
+                estimate = await self._timesync.sync(1)
+            if estimate is not None:
+                await self._synced(estimate)
         except CompanionError as exc:
             logger.info("background time sync refinement stopped: %s", exc)
 
@@ -347,6 +359,7 @@ class Band:
             asyncio.get_running_loop().create_future()
         )
         self._pending[seq] = future
+        self._idle.clear()
         self._wake.set()
         try:
             async with asyncio.timeout(self._request_timeout):
@@ -358,6 +371,8 @@ class Band:
             ) from None
         finally:
             self._pending.pop(seq, None)
+            if not self._pending:
+                self._idle.set()
         if isinstance(outcome, fp.CommandFailed):
             raise LinkLostError(
                 f"band {self.target} never acknowledged {type(command).__name__} "
