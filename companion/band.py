@@ -111,7 +111,10 @@ class Band:
         self._idle.set()
         self._inbox: list[tuple[bytes, int]] = []  # fragments with their arrival time
         self._wake = asyncio.Event()
-        self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
+        # Each band event with the workout it belongs to (0: none), so that only the workout
+        # this host follows reaches the reader (see ``follow``).
+        self._events: asyncio.Queue[tuple[int, Event] | _Closed] = asyncio.Queue()
+        self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertised_name = ""
         self._control_confirmed = False  # a write with response went through on this link
@@ -230,12 +233,25 @@ class Band:
         """A host-clock time as band-clock microseconds."""
         return self._timesync.to_band_us(host_s * 1_000_000)
 
+    @property
+    def session_id(self) -> int:
+        """The band workout this host follows (0: none); see :meth:`follow`."""
+        return self._session_id
+
+    def follow(self, session_id: int) -> None:
+        """Follow band workout ``session_id`` (adopting it): only its events, and events
+        outside any workout (heart rate between workouts), come out of :meth:`events`."""
+        self._session_id = session_id
+
     async def events(self) -> AsyncIterator[Event]:
         """Band events, in order, each once: cues, band state, heart rate, buttons, link.
 
-        There is one stream per band: a :class:`~companion.session.Session`
-        normally consumes it and fans it out. It ends when the band is closed,
-        and raises :class:`LinkLostError` if the link could not be restored.
+        Only events of the workout this host follows (started with :meth:`start` or
+        adopted with :meth:`follow`) and events outside any workout come out: another
+        workout's events, replayed by the band, are dropped. There is one stream per
+        band: a :class:`~companion.session.Session` normally consumes it and fans it
+        out. It ends when the band is closed, and raises :class:`LinkLostError` if the
+        link could not be restored.
         """
         while True:
             item = await self._events.get()
@@ -244,7 +260,11 @@ class Band:
                 if item.error is not None:
                     raise item.error
                 return
-            yield item
+            session_id, event = item
+            if session_id and session_id != self._session_id:
+                logger.debug("dropped an event of band workout %08x: %r", session_id, event)
+                continue
+            yield event
 
     async def heart_rate(self) -> AsyncIterator[HeartRate]:
         """Heart rate from the band's standard Heart Rate Service, stamped on arrival.
@@ -285,7 +305,7 @@ class Band:
         self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
         if self._unsynced:
             for held in self._unsynced:
-                self._emit(self._convert(held))
+                self._emit(self._convert(held), held.session_id)
             self._unsynced.clear()
         await self._timesync.correct()
 
@@ -315,7 +335,12 @@ class Band:
             raise CompanionError("no plan on the band: call push_plan(plan) before start()")
         start = self._clock.now() + lead_s
         start_band_us = self.to_band_time(start)
-        await self._request(fp.Start(self._plan_on_band, start_band_us))
+        session_id = random.randrange(1, 1 << 32)
+        running = self.capabilities.session_id if self.capabilities is not None else 0
+        while session_id == running:  # never the id of the band's last workout
+            session_id = random.randrange(1, 1 << 32)
+        self._session_id = session_id  # before START: its first events may follow the ACK
+        await self._request(fp.Start(self._plan_on_band, start_band_us, session_id))
         self._timesync.started(round(start * 1_000_000), start_band_us)
         return start
 
@@ -486,7 +511,10 @@ class Band:
         if self.capabilities is not None and reply.boot_id != self.capabilities.boot_id:
             logger.warning("band %s rebooted: its plan and session are gone", self.target)
             if self._timesync.running:  # a workout was running: it ended with the reboot
-                self._emit(BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()))
+                self._emit(
+                    BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()),
+                    self._session_id,
+                )
             self._timesync.reset()
         self.capabilities = reply
         held = reply.plan_id
@@ -588,7 +616,7 @@ class Band:
                 if future is not None and not future.done():
                     future.set_result(item)
             elif self._timesync.synced:
-                self._emit(self._convert(item))
+                self._emit(self._convert(item), item.session_id)
             else:
                 # Band times mean nothing on the host until the first time sync.
                 self._unsynced.append(item)
@@ -606,7 +634,10 @@ class Band:
                     fired=self.to_host_time(event.fired_us),
                 )
             case fp.SessionState():
-                if event.state in (fp.SessionStateCode.DONE, fp.SessionStateCode.STOPPED):
+                if event.state in (
+                    fp.SessionStateCode.DONE,
+                    fp.SessionStateCode.STOPPED,
+                ) and event.session_id in (0, self._session_id):
                     self._timesync.ended()
                 return BandStateChanged(
                     state=event.state.name.lower(),
@@ -627,5 +658,5 @@ class Band:
                 return ButtonPressed(event.button.name.lower(), t)
         raise AssertionError(f"unhandled band event {event!r}")
 
-    def _emit(self, event: Event) -> None:
-        self._events.put_nowait(event)
+    def _emit(self, event: Event, session_id: int = 0) -> None:
+        self._events.put_nowait((session_id, event))

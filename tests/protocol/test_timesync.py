@@ -170,7 +170,7 @@ def test_peek_fragment_names_a_whole_frame_and_nothing_else() -> None:
     frame = fp.encode_frame(fp.TimeSyncRequest(123), 77, fp.FrameFlags.RETRANSMIT)
     (whole,) = fp.fragment(frame, 20)
     assert fp.peek_fragment(whole) == (fp.MessageType.TIME_SYNC_REQUEST, 77, 1)
-    first, *_rest = fp.fragment(fp.encode_frame(fp.Start(b"\0" * 8, 1), 3), 20)
+    first, *_rest = fp.fragment(fp.encode_frame(fp.Start(b"\0" * 8, 1, 1), 3), 20)
     assert fp.peek_fragment(first) is None  # only part of a frame
     assert fp.peek_fragment(b"") is None
     assert fp.peek_fragment(whole[:-1]) is None
