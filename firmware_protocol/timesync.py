@@ -34,6 +34,7 @@ from .errors import LocalProtocolError
 __all__ = ["ClockEstimate", "ClockTracker", "TimeSyncSample", "estimate_offset"]
 
 _PPM: Final = 1e-6
+_RESOLUTION_US: Final = 1  # clocks read whole microseconds: bounds may overlap by less
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ def estimate_offset(
     for sample in valid:
         lo, hi = _bounds(sample, at, drift_ppm)
         low, high = max(low, lo), min(high, hi)
-    if low > high:
+    if low > high + _RESOLUTION_US:
         raise LocalProtocolError(
             f"time sync exchanges contradict each other by {low - high:.0f} us: the band's "
             "clock jumped or drifts faster than assumed"
@@ -132,7 +133,7 @@ def estimate_offset(
 def _estimate(low: float, high: float, count: int, drift_ppm: float, at: float) -> ClockEstimate:
     # Rounded outwards, so the integer bound still holds the real interval.
     middle = round((low + high) / 2)
-    half = math.ceil(max(middle - low, high - middle))
+    half = max(0, math.ceil(max(middle - low, high - middle)))
     return ClockEstimate(middle, half, count, drift_ppm, round(at))
 
 
@@ -207,7 +208,7 @@ class ClockTracker:
         count = 0
         for sample in reversed(self._samples):
             lo, hi = _bounds(sample, at, drift)
-            if max(low, lo) > min(high, hi):
+            if max(low, lo) > min(high, hi) + _RESOLUTION_US:
                 break  # this and older exchanges disagree with the newer ones
             low, high = max(low, lo), min(high, hi)
             count += 1
