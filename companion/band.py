@@ -49,6 +49,7 @@ from .events import (
 from .heart_rate import subscribe_heart_rate
 from .plan import Plan
 from .state import DeviceInfo
+from .timesync import ClockSync
 
 __all__ = ["Band"]
 
@@ -56,10 +57,10 @@ logger = logging.getLogger(__name__)
 
 _RR_UNITS_PER_S: Final = 1024
 _PLAN_CHUNK_BYTES: Final = 128  # one command per chunk: small enough for any band's frame buffer
-_TIME_SYNC_SAMPLES: Final = 8
+_TIME_SYNC_SAMPLES: Final = 8  # at connect: ~8 round trips, a first bound before START
+_REFINE_SAMPLES: Final = 24  # then in the background, while the plan is pushed
 _RETRANSMIT_S: Final = 0.3  # real seconds before a command is sent again (doubling)
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
-_MIN_ADJUST_US: Final = 20  # below the sync's own resolution: not worth a command
 
 
 class _Closed:
@@ -106,22 +107,20 @@ class Band:
         self._closing = False
         self._paired_once = False
         self._pending: dict[int, asyncio.Future[fp.CommandResult | fp.CommandFailed]] = {}
-        self._inbox: list[bytes] = []
+        self._idle = asyncio.Event()  # no command pending: background work may send one
+        self._idle.set()
+        self._inbox: list[tuple[bytes, int]] = []  # fragments with their arrival time
         self._wake = asyncio.Event()
         # Each band event with the workout it belongs to (0: none), so that only the workout
         # this host follows reaches the reader (see ``follow``).
         self._events: asyncio.Queue[tuple[int, Event] | _Closed] = asyncio.Queue()
         self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._offset_us = 0
         self._advertised_name = ""
-        self._synced = False  # no band time converts to host time before the first sync
-        self._unsynced: list[fp.BandEvent] = []
+        self._control_confirmed = False  # a write with response went through on this link
+        self._timesync = ClockSync(self._clock, self._request_result, self._adjust)
+        self._unsynced: list[fp.BandEvent] = []  # band times mean nothing before a sync
         self._plan_on_band: bytes | None = None
-        # The running timeline's anchor, for drift correction: START's host and band times,
-        # and how far it has been adjusted since.
-        self._anchor: tuple[float, int] | None = None
-        self._adjusted_us = 0
         self.capabilities: fp.Capabilities | None = None
         self.info = DeviceInfo(band_id=_band_id("", target), name=target, address=target)
 
@@ -166,6 +165,10 @@ class Band:
         except BaseException:
             await self.aclose()
             raise
+        # START does not wait for it (a command right after connect must not queue behind a
+        # second of exchanges on a slow link); once done, ADJUST moves the timeline to it.
+        self._spawn(self._refine())
+        self._spawn(self._timesync.follow_drift())
         return self
 
     async def __aexit__(
@@ -214,16 +217,21 @@ class Band:
 
     @property
     def offset_us(self) -> int:
-        """Latest estimate of band clock minus host clock, in microseconds."""
-        return self._offset_us
+        """Latest estimate of band clock minus host clock now, in microseconds."""
+        return round(self._timesync.offset_at(self._clock.now_us()))
+
+    @property
+    def clock_estimate(self) -> fp.ClockEstimate | None:
+        """The latest time sync estimate with its bound and drift (None before any sync)."""
+        return self._timesync.estimate
 
     def to_host_time(self, band_us: int) -> float:
         """A band-clock time as host-clock seconds, with the latest sync estimate."""
-        return (band_us - self._offset_us) / 1_000_000
+        return self._timesync.to_host_us(band_us) / 1_000_000
 
     def to_band_time(self, host_s: float) -> int:
         """A host-clock time as band-clock microseconds."""
-        return round(host_s * 1_000_000) + self._offset_us
+        return self._timesync.to_band_us(host_s * 1_000_000)
 
     @property
     def session_id(self) -> int:
@@ -287,49 +295,35 @@ class Band:
         return True
 
     async def sync_time(self, samples: int = _TIME_SYNC_SAMPLES) -> fp.ClockEstimate:
-        """Estimate band clock minus host clock from ``samples`` NTP-style exchanges."""
-        taken: list[fp.TimeSyncSample] = []
-        for _ in range(samples):
-            result = await self._request_result(fp.TimeSyncRequest(self._clock.now_us()))
-            reply = result.reply
-            if not isinstance(reply, fp.TimeSyncResponse):
-                raise CommandError(f"band answered time sync with {reply!r}", code=-1)
-            taken.append(
-                fp.TimeSyncSample(
-                    reply.host_send_us,
-                    reply.band_receive_us,
-                    reply.band_send_us,
-                    result.received_us,
-                )
-            )
-        estimate = fp.estimate_offset(taken)
-        self._offset_us = estimate.offset_us
+        """``samples`` more NTP-style exchanges, combined with every earlier one, then the
+        running timeline (if any) moved to follow the band's drift through ADJUST."""
+        estimate = await self._timesync.sync(samples)
+        await self._synced(estimate)
+        return estimate
+
+    async def _synced(self, estimate: fp.ClockEstimate) -> None:
         self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
-        if not self._synced:
-            self._synced = True
+        if self._unsynced:
             for held in self._unsynced:
                 self._emit(self._convert(held), held.session_id)
             self._unsynced.clear()
-        await self._correct_drift()
-        return estimate
+        await self._timesync.correct()
 
-    async def _correct_drift(self) -> None:
-        """Keep the band's timeline on the host's clock: a band crystal may be 50 ppm off,
-        which is 75 ms over a 25-minute workout; after each sync the rest of the timeline is
-        moved by what the band's clock drifted since the last correction."""
-        if self._anchor is None:
-            return
-        start_host, start_band_us = self._anchor
-        wanted = self.to_band_time(start_host) - start_band_us
-        delta = wanted - self._adjusted_us
-        if abs(delta) < _MIN_ADJUST_US:
-            return
+    async def _refine(self) -> None:
         try:
-            await self._request(fp.Adjust(delta))
-        except CommandError as exc:
-            logger.debug("drift correction refused (the session just ended?): %s", exc)
-            return
-        self._adjusted_us += delta
+            estimate = None
+            for _ in range(_REFINE_SAMPLES):
+                # Only while nothing else is pending: the user's commands (a plan push,
+                # START, a pause) never queue behind background exchanges.
+                await self._idle.wait()
+                estimate = await self._timesync.sync(1)
+            if estimate is not None:
+                await self._synced(estimate)
+        except CompanionError as exc:
+            logger.info("background time sync refinement stopped: %s", exc)
+
+    async def _adjust(self, delta_us: int) -> None:
+        await self._request(fp.Adjust(delta_us))
 
     def new_session_id(self) -> int:
         """A fresh band workout id for :meth:`start` (random, never the band's last one)."""
@@ -353,7 +347,7 @@ class Band:
         session_id = session_id or self.new_session_id()
         self._session_id = session_id  # before START: its first events may follow the ACK
         await self._request(fp.Start(self._plan_on_band, start_band_us, session_id))
-        self._anchor, self._adjusted_us = (start, start_band_us), 0
+        self._timesync.started(round(start * 1_000_000), start_band_us)
         return start
 
     def adopt(self) -> float:
@@ -413,6 +407,7 @@ class Band:
             asyncio.get_running_loop().create_future()
         )
         self._pending[seq] = future
+        self._idle.clear()
         self._wake.set()
         try:
             async with asyncio.timeout(self._request_timeout):
@@ -424,6 +419,8 @@ class Band:
             ) from None
         finally:
             self._pending.pop(seq, None)
+            if not self._pending:
+                self._idle.set()
         if isinstance(outcome, fp.CommandFailed):
             raise LinkLostError(
                 f"band {self.target} never acknowledged {type(command).__name__} "
@@ -450,6 +447,7 @@ class Band:
                 "companion.heart_rate.HeartRateSensor; `companion scan` shows what each offers"
             )
         self._link = link
+        self._control_confirmed = False
         await self._subscribe(link)
         self._link_up = True
         self._protocol.connection_made(link.mtu, self._clock.now_us())
@@ -535,12 +533,12 @@ class Band:
             )
         if self.capabilities is not None and reply.boot_id != self.capabilities.boot_id:
             logger.warning("band %s rebooted: its plan and session are gone", self.target)
-            if self._anchor is not None:  # a workout was running: it ended with the reboot
+            if self._timesync.running:  # a workout was running: it ended with the reboot
                 self._emit(
                     BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()),
                     self._session_id,
                 )
-            self._anchor = None
+            self._timesync.reset()
         self.capabilities = reply
         held = reply.plan_id
         self._plan_on_band = held if any(held) else None
@@ -572,7 +570,8 @@ class Band:
     # -- the driver: the only code that touches the protocol state machine -------
 
     def _on_fragment(self, data: bytes) -> None:
-        self._inbox.append(data)
+        # Stamped on arrival, not when the driver wakes: a time sync answer's receive time.
+        self._inbox.append((data, self._clock.now_us()))
         self._wake.set()
 
     def _on_battery(self, data: bytes) -> None:
@@ -584,9 +583,9 @@ class Band:
             await self._wait_for_work()
             now = self._clock.now_us()
             inbox, self._inbox = self._inbox, []
-            for fragment in inbox:
+            for fragment, arrived_us in inbox:
                 try:
-                    self._protocol.receive_data(fragment, now)
+                    self._protocol.receive_data(fragment, arrived_us)
                 except fp.ProtocolError as exc:
                     logger.warning("dropped a malformed frame from %s: %s", self.target, exc)
             self._protocol.tick(now)
@@ -615,8 +614,10 @@ class Band:
         if not fragments or link is None or not self._link_up:
             return  # while the link is down the state machine retransmits after reconnect
         for fragment in fragments:
+            response = self._timesync.write_mode(fragment, confirmed_link=self._control_confirmed)
             try:
-                await link.write(gatt.CONTROL_CHAR_UUID, fragment)
+                await link.write(gatt.CONTROL_CHAR_UUID, fragment, response=response)
+                self._control_confirmed |= response
             except PairingRequiredError as exc:
                 if self._paired_once or not self._pair_allowed:
                     self._end(exc)
@@ -637,7 +638,7 @@ class Band:
                 future = self._pending.get(item.seq)
                 if future is not None and not future.done():
                     future.set_result(item)
-            elif self._synced:
+            elif self._timesync.synced:
                 self._emit(self._convert(item), item.session_id)
             else:
                 # Band times mean nothing on the host until the first time sync.
@@ -660,7 +661,7 @@ class Band:
                     fp.SessionStateCode.DONE,
                     fp.SessionStateCode.STOPPED,
                 ) and event.session_id in (0, self._session_id):
-                    self._anchor = None
+                    self._timesync.ended()
                 return BandStateChanged(
                     state=event.state.name.lower(),
                     round=event.round,

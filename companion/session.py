@@ -71,6 +71,7 @@ _PHASES: Final = {
 _END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
 _BEFORE_START_S: Final = 5.0  # heart rate this long before the start still counts (warm-up)
+_RESYNC_EXCHANGES: Final = 16  # ~16 round trips every resync: enough to see a drift early
 
 
 class _Subscription:
@@ -466,7 +467,9 @@ class Session:
             await clock.sleep(self._resync_every_s)
             if self.band.link_up:
                 try:
-                    await self.band.sync_time()
+                    # Added to every earlier exchange: without drift the bound only
+                    # tightens, so the band's timeline moves only as far as drift asks.
+                    await self.band.sync_time(_RESYNC_EXCHANGES)
                 except CompanionError as exc:
                     logger.info("periodic time sync skipped: %s", exc)
 

@@ -43,6 +43,7 @@ from .frames import (
     encode_frame,
     encode_plan,
     fragment,
+    peek_fragment,
 )
 from .host import PROTOCOL_VERSION, CommandFailed, CommandResult, HostProtocol
 from .hrs import ContactStatus, HeartRateMeasurement
@@ -73,7 +74,7 @@ from .messages import (
 )
 from .plan import DEFAULT_PATTERNS, Pattern, Pulse, WirePlan, WireStep, default_pattern, plan_id
 from .timeline import REST_STEP, STOPPED_CUE_ID, PlannedCue, Segment, Timeline, build_timeline
-from .timesync import ClockEstimate, TimeSyncSample, estimate_offset
+from .timesync import ClockEstimate, ClockTracker, TimeSyncSample, estimate_offset
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -93,6 +94,7 @@ __all__ = [
     "ButtonPressed",
     "Capabilities",
     "ClockEstimate",
+    "ClockTracker",
     "Command",
     "CommandFailed",
     "CommandResult",
@@ -148,5 +150,6 @@ __all__ = [
     "encode_plan",
     "estimate_offset",
     "fragment",
+    "peek_fragment",
     "plan_id",
 ]

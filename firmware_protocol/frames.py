@@ -53,6 +53,7 @@ __all__ = [
     "encode_hrs_fields",
     "encode_plan",
     "fragment",
+    "peek_fragment",
 ]
 
 FRAME_VERSION: Final = 1
@@ -98,6 +99,18 @@ def _checked_payload(*fields: Any) -> Any:
 
 
 _EMPTY = _payload()
+
+# PrefixedArray(count, item) declarations, by identity: construct builds them as a
+# FocusedSeq whose parts are not meant to be read back, so the fast path learns their
+# count and item formats here, where they are declared.
+_ARRAYS: Final[dict[int, tuple[Any, Any]]] = {}
+
+
+def _prefixed_array(count: Any, item: Any) -> Any:
+    array = c.PrefixedArray(count, item)
+    _ARRAYS[id(array)] = (count, item)
+    return array
+
 
 # Field names match the dataclass fields one for one (the wire order is the one given here:
 # an event's ``session_id`` follows its number, although the dataclass field comes last).
@@ -171,7 +184,7 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
         "band_time_us" / c.Int64ul,
         "bpm" / c.Int16ul,
         "contact" / c.Flag,
-        "rr_1024" / c.PrefixedArray(c.Int8ul, c.Int16ul),
+        "rr_1024" / _prefixed_array(c.Int8ul, c.Int16ul),
     ),
     m.ButtonPressed: _payload(
         "event_number" / c.Int32ul,
@@ -182,6 +195,139 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
 }
 
 _CLASS_BY_TYPE: Final = {cls.TYPE: cls for cls in _PAYLOADS}
+_FIELD_NAMES: Final = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _PAYLOADS}
+
+
+# -- the fast path, read off the declarations above --------------------------------------
+#
+# construct's compiled parsers cost ~10 us a frame, most of it generic machinery. For a
+# payload made of fixed-size fields (and at most one trailing array of them) the same
+# layout is one struct.Struct, derived here field by field from the construct
+# declaration, so there is still one declaration. The fast path takes only input that is
+# exactly the right size; anything else (and every value struct would not check the way
+# construct does) goes to the construct parser, so errors stay FrameError with their path.
+
+
+@dataclass(frozen=True, slots=True)
+class _FastLayout:
+    names: tuple[str, ...]  # the fixed fields, in order
+    fixed: struct.Struct
+    bytes_fields: tuple[tuple[int, int], ...]  # (index, length) of Bytes(n) fields
+    flag_fields: tuple[int, ...]
+    array: tuple[str, struct.Struct, str] | None  # trailing array: name, count, item format
+
+
+def _field_format(sub: Any) -> tuple[str, str] | None:
+    """``(struct code, kind)`` of a fixed-size construct field, None for anything else."""
+    if isinstance(sub, c.FormatField):
+        code: str = sub.fmtstr
+        return (code[1:], "int") if code[0] == "<" else None
+    if isinstance(sub, type(c.Flag)):
+        return "?", "flag"
+    if isinstance(sub, c.Bytes) and isinstance(sub.length, int):
+        return f"{sub.length}s", "bytes"
+    return None
+
+
+def _fast_layout(declared: Any) -> _FastLayout | None:
+    """The struct form of a construct payload, or None when it has a variable field."""
+    struct_con = getattr(declared, "defersubcon", declared)
+    if not isinstance(struct_con, c.Struct):
+        return None
+    subcons = list(struct_con.subcons)
+    if not subcons or not isinstance(subcons[-1], type(c.Terminated)):
+        return None
+    subcons.pop()
+    array = None
+    if subcons and id(subcons[-1].subcon) in _ARRAYS:
+        last = subcons.pop()
+        count, item = (_field_format(part) for part in _ARRAYS[id(last.subcon)])
+        if count is None or item is None or count[1] != "int" or item[1] != "int":
+            return None
+        array = (last.name, struct.Struct("<" + count[0]), item[0])
+    names, codes, bytes_fields, flag_fields = [], [], [], []
+    for index, sub in enumerate(subcons):
+        if not isinstance(sub, c.Renamed):
+            return None
+        described = _field_format(sub.subcon)
+        if described is None:
+            return None
+        code, kind = described
+        if kind == "bytes":
+            bytes_fields.append((index, sub.subcon.length))
+        elif kind == "flag":
+            flag_fields.append(index)
+        names.append(sub.name)
+        codes.append(code)
+    return _FastLayout(
+        tuple(names),
+        struct.Struct("<" + "".join(codes)),
+        tuple(bytes_fields),
+        tuple(flag_fields),
+        array,
+    )
+
+
+_FAST: Final[dict[type[Any], _FastLayout]] = {
+    cls: layout for cls, declared in _PAYLOADS.items() if (layout := _fast_layout(declared))
+}
+
+
+def _header_layout() -> _FastLayout:
+    layout = _fast_layout(c.Struct(*_Header.defersubcon.subcons, c.Terminated))
+    if layout is None or layout.fixed.size != HEADER_BYTES:
+        raise ImportError("the frame header is no longer a fixed-size layout")
+    return layout
+
+
+_FAST_HEADER: Final = _header_layout()
+
+
+def _fast_parse(layout: _FastLayout, payload: bytes) -> dict[str, Any] | None:
+    """The fields of a well-formed payload, or None to let construct parse (and explain) it."""
+    size = layout.fixed.size
+    if layout.array is None:
+        if len(payload) != size:
+            return None
+        values = layout.fixed.unpack(payload)
+        parsed = dict(zip(layout.names, values, strict=True))
+    else:
+        name, count_struct, item_code = layout.array
+        if len(payload) < size + count_struct.size:
+            return None
+        parsed = dict(zip(layout.names, layout.fixed.unpack_from(payload), strict=True))
+        (count,) = count_struct.unpack_from(payload, size)
+        start = size + count_struct.size
+        items = struct.Struct(f"<{count}{item_code}")
+        if len(payload) != start + items.size:
+            return None
+        parsed[name] = list(items.unpack_from(payload, start))
+    for index in layout.flag_fields:
+        # construct reads any non-zero byte as True, as struct's "?" does
+        parsed[layout.names[index]] = bool(parsed[layout.names[index]])
+    return parsed
+
+
+def _fast_build(layout: _FastLayout, fields: dict[str, Any]) -> bytes | None:
+    """The payload's bytes, or None when a value needs construct's checks (and error)."""
+    values = [fields[name] for name in layout.names]
+    for index, length in layout.bytes_fields:
+        value = values[index]
+        if not isinstance(value, bytes) or len(value) != length:
+            return None  # struct would pad or cut it silently
+    for index in layout.flag_fields:
+        if not isinstance(values[index], bool):
+            return None
+    try:
+        data = layout.fixed.pack(*values)
+        if layout.array is not None:
+            name, count_struct, item_code = layout.array
+            items = fields[name]
+            data += count_struct.pack(len(items)) + struct.pack(f"<{len(items)}{item_code}", *items)
+    except (struct.error, TypeError):
+        return None
+    return data
+
 
 # Fields whose wire integer becomes one of our (open) enums.
 _ENUM_FIELDS: Final[dict[str, Any]] = {
@@ -272,25 +418,21 @@ def encode_frame(message: m.Message, seq: int, flags: int = FrameFlags.NONE) -> 
     """The bytes of one frame carrying ``message`` with sequence number ``seq``."""
     if not 0 <= seq <= 0xFFFF or not 0 <= flags <= 0xFF:
         raise LocalProtocolError(f"seq must be 0..65535 and flags 0..255, got {seq}, {flags}")
-    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
-    try:
-        payload = _PAYLOADS[type(message)].build(fields)
-    except (c.ConstructError, UnicodeError, KeyError) as exc:
-        raise LocalProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
+    cls = type(message)
+    fields = {name: getattr(message, name) for name in _FIELD_NAMES[cls]}
+    layout = _FAST.get(cls)
+    payload = _fast_build(layout, fields) if layout is not None else None
+    if payload is None:
+        try:
+            payload = _PAYLOADS[cls].build(fields)
+        except (c.ConstructError, UnicodeError, KeyError) as exc:
+            raise LocalProtocolError(f"cannot encode {cls.__name__}: {exc}") from exc
     if len(payload) + FRAME_OVERHEAD > MAX_FRAME_BYTES:
         raise LocalProtocolError(
             f"{type(message).__name__} needs {len(payload) + FRAME_OVERHEAD} bytes; "
             f"frames are at most {MAX_FRAME_BYTES}"
         )
-    header = _Header.build(
-        {
-            "version": FRAME_VERSION,
-            "type": int(message.TYPE),
-            "seq": seq,
-            "flags": flags,
-            "length": len(payload),
-        }
-    )
+    header = _FAST_HEADER.fixed.pack(FRAME_VERSION, int(message.TYPE), seq, flags, len(payload))
     body: bytes = header + payload
     return body + _crc(body).to_bytes(2, "little")
 
@@ -329,27 +471,29 @@ def decode_frame(data: bytes) -> Frame:
     """Decode one whole frame; raises only :class:`ProtocolError` subclasses."""
     data = bytes(data)
     _check_envelope(data)
-    # Item access: a construct Container's attribute access costs ~0.5 us a field.
-    header = _Header.parse(data[:HEADER_BYTES])
-    message_type = MessageType(header["type"])
+    _version, type_code, seq, flags, _length = _FAST_HEADER.fixed.unpack_from(data)
+    message_type = MessageType(type_code)
     cls = _CLASS_BY_TYPE.get(message_type)
     if cls is None:
         raise FrameError(f"unknown message type {message_type.name}", path="header.type")
     payload = data[HEADER_BYTES:-2]
-    parsed = _parse(_PAYLOADS[cls], payload, cls.__name__)
-    return Frame(header["seq"], header["flags"], _build_message(cls, parsed))
+    layout = _FAST.get(cls)
+    parsed = _fast_parse(layout, payload) if layout is not None else None
+    if parsed is None:
+        parsed = _parse(_PAYLOADS[cls], payload, cls.__name__)
+    return Frame(seq, flags, _build_message(cls, parsed))
 
 
 def _build_message(cls: type[Any], parsed: Any) -> m.Message:
     kwargs: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        value = parsed[field.name]
-        enum_type = _ENUM_FIELDS.get(field.name)
+    for name in _FIELD_NAMES[cls]:
+        value = parsed[name]
+        enum_type = _ENUM_FIELDS.get(name)
         if enum_type is not None:
             value = enum_type(value)
         elif isinstance(value, list):
             value = tuple(value)
-        kwargs[field.name] = value
+        kwargs[name] = value
     try:
         message: m.Message = cls(**kwargs)
     except (ProtocolError, ValueError) as exc:
@@ -422,8 +566,39 @@ def decode_plan(data: bytes) -> WirePlan:
 # -- Heart Rate Measurement ----------------------------------------------------------------
 
 
+_U16: Final = struct.Struct("<H")
+
+
+def _fast_hrs(data: bytes) -> tuple[int, int, int | None, tuple[int, ...]] | None:
+    """``_Hrs`` by hand for well-formed input (None for anything else), because construct
+    cannot compile its GreedyRange; tests hold it to ``_Hrs`` on every input, valid or not."""
+    size = len(data)
+    if size < 2:
+        return None
+    flags = data[0]
+    if flags & _HRS_WIDE:
+        if size < 3:
+            return None
+        bpm, at = data[1] | data[2] << 8, 3
+    else:
+        bpm, at = data[1], 2
+    energy = None
+    if flags & _HRS_ENERGY:
+        if size < at + 2:
+            return None
+        energy, at = data[at] | data[at + 1] << 8, at + 2
+    if not flags & _HRS_RR:
+        return (flags, bpm, energy, ()) if at == size else None
+    if (size - at) % 2:
+        return None
+    return flags, bpm, energy, struct.unpack_from(f"<{(size - at) // 2}H", data, at)
+
+
 def decode_hrs_fields(data: bytes) -> tuple[int, int, int | None, tuple[int, ...]]:
     """``(flags, bpm, energy_kj, rr_1024)`` of a 0x2A37 value; only :class:`FrameError`."""
+    fast = _fast_hrs(data)
+    if fast is not None:
+        return fast
     parsed = _parse(_Hrs, bytes(data), "Heart Rate Measurement")
     rr = parsed["rr"]  # item access: a Container's attribute access is slow
     return parsed["flags"], parsed["bpm"], parsed["energy"], tuple(rr) if rr is not None else ()
@@ -433,6 +608,9 @@ def encode_hrs_fields(
     flags: int, bpm: int, energy_kj: int | None, rr_1024: tuple[int, ...]
 ) -> bytes:
     """A 0x2A37 value from its fields (``flags`` must agree with what is present)."""
+    fast = _fast_hrs_build(flags, bpm, energy_kj, rr_1024)
+    if fast is not None:
+        return fast
     try:
         data: bytes = _Hrs.build(
             {
@@ -444,6 +622,25 @@ def encode_hrs_fields(
         )
     except c.ConstructError as exc:
         raise LocalProtocolError(f"cannot encode Heart Rate Measurement: {exc}") from exc
+    return data
+
+
+def _fast_hrs_build(
+    flags: int, bpm: int, energy_kj: int | None, rr_1024: tuple[int, ...]
+) -> bytes | None:
+    """``_Hrs.build`` by hand when the fields agree with ``flags`` and fit; else None."""
+    if (energy_kj is not None) != bool(flags & _HRS_ENERGY) or bool(rr_1024) != bool(
+        flags & _HRS_RR
+    ):
+        return None
+    try:
+        data = bytes((flags,)) + bpm.to_bytes(2 if flags & _HRS_WIDE else 1, "little")
+        if energy_kj is not None:
+            data += _U16.pack(energy_kj)
+        if rr_1024:
+            data += struct.pack(f"<{len(rr_1024)}H", *rr_1024)
+    except (struct.error, OverflowError, TypeError, ValueError, AttributeError):
+        return None
     return data
 
 
@@ -464,6 +661,19 @@ def fragment(frame: bytes, max_payload: int) -> list[bytes]:
         bytes([(_FIRST if i == 0 else 0) | (_LAST if i == last else 0) | (i & _INDEX_MASK)]) + piece
         for i, piece in enumerate(pieces)
     ]
+
+
+def peek_fragment(data: bytes) -> tuple[MessageType, int, int] | None:
+    """``(type, seq, flags)`` of a fragment that carries one whole frame, else None.
+
+    For the writer, which treats some messages specially (a TIME_SYNC request is
+    stamped when it is written); it checks the header's length, not the CRC.
+    """
+    if len(data) < 1 + FRAME_OVERHEAD or data[0] & (_FIRST | _LAST) != _FIRST | _LAST:
+        return None
+    if int.from_bytes(data[6:8], "little") != len(data) - 1 - FRAME_OVERHEAD:
+        return None
+    return MessageType(data[2]), int.from_bytes(data[3:5], "little"), data[5]
 
 
 class Reassembler:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 import firmware_protocol as fp
 
 SECOND = 1_000_000
@@ -57,57 +55,6 @@ def test_asymmetric_link_errs_by_half_the_asymmetry_within_half_the_delay() -> N
     assert sample.offset_us == 5_010_000
     assert sample.delay_us == 40_000
     assert abs(sample.offset_us - 5_000_000) <= sample.delay_us / 2
-
-
-def _sample(at: int, offset: int, out: int, back: int) -> fp.TimeSyncSample:
-    """An exchange started at host time ``at`` over a link ``out`` us out and ``back`` us back."""
-    t2 = at + out + offset
-    return fp.TimeSyncSample(at, t2, t2, at + out + back)
-
-
-def test_estimate_keeps_the_three_lowest_delay_samples_and_takes_their_median() -> None:
-    samples = [
-        _sample(0, 5_000_000, 10_000, 10_000),  # delay 20 ms, offset 5.000 s
-        _sample(100_000, 5_000_000, 102_000, 8_000),  # delay 110 ms, offset 5.047 s: slow, skewed
-        _sample(200_000, 5_000_000, 12_000, 12_000),  # delay 24 ms, offset 5.000 s
-        _sample(300_000, 5_000_000, 12_000, 10_000),  # delay 22 ms, offset 5.001 s
-        _sample(400_000, 5_000_000, 5_000, 195_000),  # delay 200 ms, offset 4.905 s: skewed back
-    ]
-    assert [s.delay_us for s in samples] == [20_000, 110_000, 24_000, 22_000, 200_000]
-    assert [s.offset_us for s in samples] == [5_000_000, 5_047_000, 5_000_000, 5_001_000, 4_905_000]
-    estimate = fp.estimate_offset(samples)
-    # kept: delays 20, 22 and 24 ms, offsets 5.000, 5.001 and 5.000 s -> median 5.000 s;
-    # uncertainty = largest kept delay / 2 + spread of kept offsets = 12 ms + 1 ms
-    assert estimate == fp.ClockEstimate(offset_us=5_000_000, uncertainty_us=13_000, samples=5)
-
-
-def test_estimate_from_the_single_best_sample_is_bounded_by_half_its_delay() -> None:
-    samples = [_sample(0, -2_000, 3_000, 1_000), _sample(50_000, -2_000, 9_000, 9_000)]
-    # best: delay 4 ms, offset -2 ms + (3 - 1) / 2 ms = -1 ms
-    assert fp.estimate_offset(samples, keep=1) == fp.ClockEstimate(-1_000, 2_000, 2)
-
-
-def test_estimate_with_two_kept_samples_takes_the_mean_of_the_middle_pair() -> None:
-    samples = [_sample(0, 100, 1_000, 1_000), _sample(10_000, 300, 1_000, 1_000)]
-    # offsets 100 and 300 us, both delays 2 ms: median 200; uncertainty 1 ms + 200 us spread
-    assert fp.estimate_offset(samples, keep=2) == fp.ClockEstimate(200, 1_200, 2)
-
-
-def test_samples_with_a_negative_delay_are_ignored() -> None:
-    broken = fp.TimeSyncSample(
-        t1=1_000, t2=5_000, t3=9_000, t4=2_000
-    )  # 1 ms round trip, 4 ms inside
-    assert broken.delay_us == -3_000
-    good = _sample(0, 700, 2_000, 2_000)
-    assert fp.estimate_offset([broken, good]) == fp.ClockEstimate(700, 2_000, 1)
-
-
-def test_no_usable_sample_is_a_local_protocol_error() -> None:
-    broken = fp.TimeSyncSample(t1=1_000, t2=5_000, t3=9_000, t4=2_000)
-    with pytest.raises(fp.LocalProtocolError, match="no usable time sync sample"):
-        fp.estimate_offset([broken])
-    with pytest.raises(fp.LocalProtocolError):
-        fp.estimate_offset([])
 
 
 # -- the timeline ------------------------------------------------------------------------------
