@@ -9,7 +9,14 @@ another process serves with :class:`SimServer` (``companion sim``).
 
 from __future__ import annotations
 
-from .band import BandClock, Motor, VirtualBand, VirtualBandConfig
+from .band import (
+    BandClock,
+    Motor,
+    PairingConfirmation,
+    PairingRequest,
+    VirtualBand,
+    VirtualBandConfig,
+)
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
@@ -17,6 +24,8 @@ from .world import VirtualWorld
 __all__ = [
     "BandClock",
     "Motor",
+    "PairingConfirmation",
+    "PairingRequest",
     "RemoteAdapter",
     "SimServer",
     "VirtualBand",
