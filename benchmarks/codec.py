@@ -46,13 +46,14 @@ CUE: Final = fp.CueFired(
     step_index=3,
     planned_us=312_000_000,
     fired_us=312_000_180,
+    session_id=0x5E55_1D01,
 )
 HR: Final = fp.HeartRateMeasurement(142, fp.ContactStatus.DETECTED, None, (432, 440))
 
 # -- the hand-written baseline ------------------------------------------------------------------
 
 _HEADER: Final = struct.Struct("<BBHBH")
-_CUE: Final = struct.Struct("<IQHBBbQQ")
+_CUE: Final = struct.Struct("<IIQHBBbQQ")
 _CRC: Final = struct.Struct("<H")
 
 
@@ -60,6 +61,7 @@ def struct_encode_cue(cue: fp.CueFired, seq: int) -> bytes:
     """CUE_FIRED as a frame, by hand."""
     payload = _CUE.pack(
         cue.event_number,
+        cue.session_id,
         cue.band_time_us,
         cue.cue_id,
         cue.kind,
@@ -85,8 +87,12 @@ def struct_decode_cue(data: bytes) -> fp.Frame:
         raise fp.UnsupportedVersionError(f"frame version {version}")
     if type_ != 0x20 or length != _CUE.size:
         raise fp.FrameError("not a CUE_FIRED payload")
-    number, band_time, cue_id, kind, round_, step, planned, fired = _CUE.unpack_from(data, 7)
-    message = fp.CueFired(number, band_time, cue_id, fp.CueKind(kind), round_, step, planned, fired)
+    number, session, band_time, cue_id, kind, round_, step, planned, fired = _CUE.unpack_from(
+        data, 7
+    )
+    message = fp.CueFired(
+        number, band_time, cue_id, fp.CueKind(kind), round_, step, planned, fired, session
+    )
     return fp.Frame(seq, flags, message)
 
 

@@ -108,7 +108,10 @@ class Band:
         self._pending: dict[int, asyncio.Future[fp.CommandResult | fp.CommandFailed]] = {}
         self._inbox: list[bytes] = []
         self._wake = asyncio.Event()
-        self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
+        # Each band event with the workout it belongs to (0: none), so that only the workout
+        # this host follows reaches the reader (see ``follow``).
+        self._events: asyncio.Queue[tuple[int, Event] | _Closed] = asyncio.Queue()
+        self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._offset_us = 0
         self._advertised_name = ""
@@ -222,12 +225,25 @@ class Band:
         """A host-clock time as band-clock microseconds."""
         return round(host_s * 1_000_000) + self._offset_us
 
+    @property
+    def session_id(self) -> int:
+        """The band workout this host follows (0: none); see :meth:`follow`."""
+        return self._session_id
+
+    def follow(self, session_id: int) -> None:
+        """Follow band workout ``session_id`` (adopting it): only its events, and events
+        outside any workout (heart rate between workouts), come out of :meth:`events`."""
+        self._session_id = session_id
+
     async def events(self) -> AsyncIterator[Event]:
         """Band events, in order, each once: cues, band state, heart rate, buttons, link.
 
-        There is one stream per band: a :class:`~companion.session.Session`
-        normally consumes it and fans it out. It ends when the band is closed,
-        and raises :class:`LinkLostError` if the link could not be restored.
+        Only events of the workout this host follows (started with :meth:`start` or
+        adopted with :meth:`follow`) and events outside any workout come out: another
+        workout's events, replayed by the band, are dropped. There is one stream per
+        band: a :class:`~companion.session.Session` normally consumes it and fans it
+        out. It ends when the band is closed, and raises :class:`LinkLostError` if the
+        link could not be restored.
         """
         while True:
             item = await self._events.get()
@@ -236,7 +252,11 @@ class Band:
                 if item.error is not None:
                     raise item.error
                 return
-            yield item
+            session_id, event = item
+            if session_id and session_id != self._session_id:
+                logger.debug("dropped an event of band workout %08x: %r", session_id, event)
+                continue
+            yield event
 
     async def heart_rate(self) -> AsyncIterator[HeartRate]:
         """Heart rate from the band's standard Heart Rate Service, stamped on arrival.
@@ -288,7 +308,7 @@ class Band:
         if not self._synced:
             self._synced = True
             for held in self._unsynced:
-                self._emit(self._convert(held))
+                self._emit(self._convert(held), held.session_id)
             self._unsynced.clear()
         await self._correct_drift()
         return estimate
@@ -321,7 +341,12 @@ class Band:
             raise CompanionError("no plan on the band: call push_plan(plan) before start()")
         start = self._clock.now() + lead_s
         start_band_us = self.to_band_time(start)
-        await self._request(fp.Start(self._plan_on_band, start_band_us))
+        session_id = random.randrange(1, 1 << 32)
+        running = self.capabilities.session_id if self.capabilities is not None else 0
+        while session_id == running:  # never the id of the band's last workout
+            session_id = random.randrange(1, 1 << 32)
+        self._session_id = session_id  # before START: its first events may follow the ACK
+        await self._request(fp.Start(self._plan_on_band, start_band_us, session_id))
         self._anchor, self._adjusted_us = (start, start_band_us), 0
         return start
 
@@ -488,7 +513,10 @@ class Band:
         if self.capabilities is not None and reply.boot_id != self.capabilities.boot_id:
             logger.warning("band %s rebooted: its plan and session are gone", self.target)
             if self._anchor is not None:  # a workout was running: it ended with the reboot
-                self._emit(BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()))
+                self._emit(
+                    BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()),
+                    self._session_id,
+                )
             self._anchor = None
         self.capabilities = reply
         held = reply.plan_id
@@ -587,7 +615,7 @@ class Band:
                 if future is not None and not future.done():
                     future.set_result(item)
             elif self._synced:
-                self._emit(self._convert(item))
+                self._emit(self._convert(item), item.session_id)
             else:
                 # Band times mean nothing on the host until the first time sync.
                 self._unsynced.append(item)
@@ -605,7 +633,10 @@ class Band:
                     fired=self.to_host_time(event.fired_us),
                 )
             case fp.SessionState():
-                if event.state in (fp.SessionStateCode.DONE, fp.SessionStateCode.STOPPED):
+                if event.state in (
+                    fp.SessionStateCode.DONE,
+                    fp.SessionStateCode.STOPPED,
+                ) and event.session_id in (0, self._session_id):
                     self._anchor = None
                 return BandStateChanged(
                     state=event.state.name.lower(),
@@ -626,5 +657,5 @@ class Band:
                 return ButtonPressed(event.button.name.lower(), t)
         raise AssertionError(f"unhandled band event {event!r}")
 
-    def _emit(self, event: Event) -> None:
-        self._events.put_nowait(event)
+    def _emit(self, event: Event, session_id: int = 0) -> None:
+        self._events.put_nowait((session_id, event))

@@ -8,7 +8,14 @@ firmware authors in ``vectors/PROTOCOL.md``, with golden vectors beside it.
 
 from __future__ import annotations
 
-from .band import BandInfo, BandProtocol, MotorAction
+from .band import (
+    MAX_BAND_TIME_US,
+    MAX_START_LATE_US,
+    MAX_START_LEAD_US,
+    BandInfo,
+    BandProtocol,
+    MotorAction,
+)
 from .enums import (
     Button,
     CueKind,
@@ -70,6 +77,9 @@ from .timesync import ClockEstimate, TimeSyncSample, estimate_offset
 
 __all__ = [
     "DEFAULT_PATTERNS",
+    "MAX_BAND_TIME_US",
+    "MAX_START_LATE_US",
+    "MAX_START_LEAD_US",
     "NO_PLAN_ID",
     "PROTOCOL_VERSION",
     "REST_STEP",

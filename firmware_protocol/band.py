@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from . import messages as m
+from ._state import ACTIVE, LIVE, Trigger, transition
 from .enums import (
     Button,
     CueKind,
@@ -31,10 +33,24 @@ from .host import PROTOCOL_VERSION
 from .plan import Pattern, WirePlan, default_pattern, plan_id
 from .timeline import REST_STEP, STOPPED_CUE_ID, Timeline, build_timeline
 
-__all__ = ["BandInfo", "BandProtocol", "MotorAction"]
+__all__ = [
+    "MAX_BAND_TIME_US",
+    "MAX_START_LATE_US",
+    "MAX_START_LEAD_US",
+    "BandInfo",
+    "BandProtocol",
+    "MotorAction",
+]
 
 _DEFAULT_MTU = 23
 _SEQ_HALF = 0x8000
+
+# Every time the band reports is a u64 and every shift an i64; keeping the band's times
+# below 2**62 leaves room for any sum of them, so no value a host sends can overflow one.
+# (A clock counting microseconds from boot reaches 2**62 after 146,000 years.)
+MAX_BAND_TIME_US = (1 << 62) - 1
+MAX_START_LEAD_US = 3_600_000_000  # START at most an hour ahead of the band's clock...
+MAX_START_LATE_US = 60_000_000  # ...and at most a minute behind it (the cues due would burst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +83,20 @@ class _Unacked:
 
 @dataclass(slots=True)
 class _Run:
-    """The running session's position on the timeline."""
+    """A workout's position on the timeline (kept after it ends, for CAPABILITIES)."""
 
     plan_id: bytes
     start_us: int
+    session_id: int
     shift_us: int = 0  # pauses add, skips subtract (reported to the host)
     adjust_us: int = 0  # host drift corrections (not reported: the host knows them)
     next_cue: int = 0
     next_segment: int = 0
-    paused_at_us: int | None = None
+    paused_at_us: int = 0  # band time the pause began; meaningful only while PAUSED
+    ended_at_us: int = 0  # band time it ended; meaningful only once DONE or STOPPED
 
     def elapsed(self, now_us: int) -> int:
-        at = self.paused_at_us if self.paused_at_us is not None else now_us
-        return at - self.start_us - self.shift_us - self.adjust_us
+        return now_us - self.start_us - self.shift_us - self.adjust_us
 
     def band_time_of(self, offset_us: int) -> int:
         return self.start_us + self.shift_us + self.adjust_us + offset_us
@@ -121,10 +138,23 @@ class BandProtocol:
         self.plan: WirePlan | None = None
         self.plan_id: bytes | None = None
         self._timeline: Timeline | None = None
-        self._run: _Run | None = None
+        self._run: _Run | None = None  # the last workout started since boot
         self.state = SessionStateCode.IDLE
         self.round = 0
         self.step_index = REST_STEP
+
+    @property
+    def session_id(self) -> int:
+        """The workout under way (0 when none is): every event is stamped with it."""
+        return self._run.session_id if self._run is not None and self.state in LIVE else 0
+
+    def _move(self, trigger: Trigger) -> bool:
+        """Apply ``trigger`` if the state table allows it; False (nothing changed) if not."""
+        target = transition(self.state, trigger)
+        if target is None:
+            return False
+        self.state = target
+        return True
 
     # -- link lifecycle -----------------------------------------------------------------
 
@@ -189,31 +219,30 @@ class BandProtocol:
     def tick(self, now_us: int) -> None:
         """Fire every cue that is due, advance the session, retransmit overdue events."""
         run = self._run
-        if (
-            run is not None
-            and run.paused_at_us is None
-            and self.state
-            in (
-                SessionStateCode.RUNNING,
-                SessionStateCode.ROUND_REST,
-            )
-        ):
+        if run is not None and self.state in ACTIVE:
             self._advance(run, now_us)
         self._send_unacked(now_us, only_due=True)
 
     def press_button(self, button: Button, now_us: int) -> None:
         """A gesture on the band: reported to the host, and acted on at once."""
-        self._emit(m.ButtonPressed(self._next_event, now_us, button), now_us)
+        self._emit(
+            m.ButtonPressed(self._next_event, now_us, button, session_id=self.session_id), now_us
+        )
         if button in (Button.STOP, Button.PAIN):
             self._stop(StopCause.PAIN if button is Button.PAIN else StopCause.BUTTON, now_us)
-        elif button is Button.SKIP and self._run is not None:
-            self._skip(self._run, now_us)
+        elif button is Button.SKIP:
+            self._skip(now_us)
 
     def record_heart_rate(
         self, bpm: int, rr_1024: tuple[int, ...], contact: bool, now_us: int
     ) -> None:
         """A heart-rate sample from the sensor, to be delivered with the band's timestamp."""
-        self._emit(m.HeartRateSample(self._next_event, now_us, bpm, rr_1024, contact), now_us)
+        self._emit(
+            m.HeartRateSample(
+                self._next_event, now_us, bpm, rr_1024, contact, session_id=self.session_id
+            ),
+            now_us,
+        )
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -231,12 +260,7 @@ class BandProtocol:
         """When :meth:`tick` must run next (a cue, a step change, or an event retransmission)."""
         deadlines = []
         run = self._run
-        if (
-            run is not None
-            and run.paused_at_us is None
-            and self._timeline is not None
-            and self.state in _ACTIVE
-        ):
+        if run is not None and self._timeline is not None and self.state in ACTIVE:
             upcoming = [self._timeline.total_us]
             if run.next_cue < len(self._timeline.cues):
                 upcoming.append(self._timeline.cues[run.next_cue].offset_us)
@@ -286,20 +310,15 @@ class BandProtocol:
             case m.Resume():
                 return self._resume(now_us)
             case m.Skip():
-                if self._run is None or self.state not in _ACTIVE:
+                if not self._skip(now_us):
                     return m.Nack(NackCode.BAD_STATE, "no session is running")
-                self._skip(self._run, now_us)
                 return m.Ack()
             case m.Stop():
-                if self.state not in (*_ACTIVE, SessionStateCode.PAUSED):
+                if not self._stop(StopCause.HOST, now_us):
                     return m.Nack(NackCode.BAD_STATE, "no session is running")
-                self._stop(StopCause.HOST, now_us)
                 return m.Ack()
             case m.Adjust():
-                if self._run is None:
-                    return m.Nack(NackCode.BAD_STATE, "no session to adjust")
-                self._run.adjust_us += command.delta_us
-                return m.Ack()
+                return self._adjust(command.delta_us, now_us)
         return m.Nack(NackCode.UNKNOWN_COMMAND, type(command).__name__)
 
     def _hello(self, hello: m.Hello, now_us: int) -> m.Reply:
@@ -321,12 +340,36 @@ class BandProtocol:
             band_time_us=now_us,
             boot_id=self.boot_id,
             first_unacked_event=self.first_unacked_event,
+            **self._session_fields(now_us),
         )
+
+    def _session_fields(self, now_us: int) -> dict[str, Any]:
+        """The ``session_*`` fields of CAPABILITIES: the last workout, where it stands."""
+        run = self._run
+        if run is None:
+            return {}
+        if self.state is SessionStateCode.PAUSED:
+            at = run.paused_at_us
+        elif self.state in ACTIVE:
+            at = now_us
+        else:
+            at = run.ended_at_us
+        total = self._timeline.total_us if self._timeline is not None else 0
+        return {
+            "session_id": run.session_id,
+            "session_state": self.state,
+            "session_round": self.round,
+            "session_step": self.step_index,
+            "session_start_us": run.start_us,
+            "session_shift_us": run.shift_us,
+            "session_adjust_us": run.adjust_us,
+            "session_elapsed_us": min(max(run.elapsed(at), 0), total),
+        }
 
     def _plan_chunk(self, chunk: m.PlanChunk) -> m.Reply:
         if chunk.plan_id == self.plan_id:
             return m.Ack()  # already held: a re-push is a no-op
-        if self.state in (*_ACTIVE, SessionStateCode.PAUSED):
+        if self.state in LIVE:
             return m.Nack(NackCode.BUSY, "a session is running; stop it before sending a plan")
         if chunk.total_length > self.info.max_plan_bytes:
             return m.Nack(
@@ -369,26 +412,50 @@ class BandProtocol:
         return m.Ack()
 
     def _start(self, start: m.Start, now_us: int) -> m.Reply:
-        if self.plan_id is None:
+        running = self._run
+        if running is not None and self.state in LIVE and start.session_id == running.session_id:
+            # The same workout asked for again (a host that restarted before it saw the ACK).
+            return m.Ack()
+        if self.plan_id is None or self._timeline is None:
             return m.Nack(NackCode.NO_PLAN, "send the plan before START")
         if start.plan_id != self.plan_id:
             return m.Nack(NackCode.PLAN_MISMATCH, "START names a plan this band does not hold")
-        if self.state in (*_ACTIVE, SessionStateCode.PAUSED):
-            return m.Nack(NackCode.BAD_STATE, "a session is already running")
-        self._run = _Run(start.plan_id, start.start_at_us)
-        self.state = SessionStateCode.RUNNING
+        if transition(self.state, Trigger.START) is None:
+            assert running is not None
+            return m.Nack(
+                NackCode.BAD_STATE,
+                f"workout {running.session_id:08x} is already running; stop it first",
+            )
+        if start.session_id == 0:
+            return m.Nack(NackCode.OUT_OF_RANGE, "session_id 0 means no workout: pick 1..2**32-1")
+        if running is not None and start.session_id == running.session_id:
+            # Its events are still told apart from the new workout's only by their id.
+            return m.Nack(NackCode.OUT_OF_RANGE, "that session_id was the last workout's")
+        late = now_us - start.start_at_us
+        if late > MAX_START_LATE_US or -late > MAX_START_LEAD_US:
+            return m.Nack(
+                NackCode.OUT_OF_RANGE,
+                f"start at {start.start_at_us} us is {late / 1e6:+.3f} s from the band's clock "
+                f"({now_us} us): sync the clocks first",
+            )
+        if start.start_at_us + self._timeline.total_us > MAX_BAND_TIME_US:
+            return m.Nack(
+                NackCode.OUT_OF_RANGE, "the workout would end past the band's clock range"
+            )
+        self._move(Trigger.START)
+        self._run = _Run(start.plan_id, start.start_at_us, start.session_id)
         self.round, self.step_index = 0, REST_STEP
         return m.Ack()
 
     def _pause(self, now_us: int) -> m.Reply:
         run = self._run
-        if run is None or self.state not in _ACTIVE:
-            return m.Nack(NackCode.BAD_STATE, "no session is running")
-        if run.paused_at_us is not None:
+        if self.state is SessionStateCode.PAUSED:
             # A second pause must not move the pause start: the time between would be lost.
             return m.Nack(NackCode.BAD_STATE, "the session is already paused")
+        if run is None or transition(self.state, Trigger.PAUSE) is None:
+            return m.Nack(NackCode.BAD_STATE, "no session is running")
         self._advance(run, now_us)  # fire what was due before the pause
-        if self.state not in _ACTIVE:
+        if not self._move(Trigger.PAUSE):
             return m.Nack(NackCode.BAD_STATE, "the session has just ended")
         run.paused_at_us = now_us
         self._report(SessionStateCode.PAUSED, now_us)
@@ -396,21 +463,49 @@ class BandProtocol:
 
     def _resume(self, now_us: int) -> m.Reply:
         run = self._run
-        if run is None or run.paused_at_us is None:
+        trigger = Trigger.RESUME_REST if self._in_rest() else Trigger.RESUME_EXERCISE
+        if run is None or transition(self.state, trigger) is None:
             return m.Nack(NackCode.BAD_STATE, "the session is not paused")
-        run.shift_us += now_us - run.paused_at_us
-        run.paused_at_us = None
-        self._report(self._running_state(), now_us)
+        paused_for = now_us - run.paused_at_us
+        if not self._fits(run, shift_us=run.shift_us + paused_for):
+            return m.Nack(NackCode.OUT_OF_RANGE, "the pause is too long for the band's clock")
+        run.shift_us += paused_for
+        self._move(trigger)
+        self._report(self.state, now_us)
         return m.Ack()
+
+    def _adjust(self, delta_us: int, now_us: int) -> m.Reply:
+        run = self._run
+        if run is None or transition(self.state, Trigger.ADJUST) is None:
+            return m.Nack(NackCode.BAD_STATE, "no session to adjust")
+        if not self._fits(run, adjust_us=run.adjust_us + delta_us):
+            return m.Nack(
+                NackCode.OUT_OF_RANGE,
+                f"an adjustment of {delta_us} us would put the rest of the timeline outside "
+                "the band's clock",
+            )
+        run.adjust_us += delta_us
+        return m.Ack()
+
+    def _fits(
+        self, run: _Run, *, shift_us: int | None = None, adjust_us: int | None = None
+    ) -> bool:
+        """Whether every time still to be reported stays in 0..MAX_BAND_TIME_US."""
+        assert self._timeline is not None
+        shift = run.shift_us if shift_us is None else shift_us
+        adjust = run.adjust_us if adjust_us is None else adjust_us
+        anchor = run.start_us + shift + adjust
+        upcoming = [self._timeline.total_us]
+        if run.next_cue < len(self._timeline.cues):
+            upcoming.append(self._timeline.cues[run.next_cue].offset_us)
+        if run.next_segment < len(self._timeline.segments):
+            upcoming.append(self._timeline.segments[run.next_segment].start_us)
+        return anchor + min(upcoming) >= 0 and anchor + self._timeline.total_us <= MAX_BAND_TIME_US
 
     # -- the timeline --------------------------------------------------------------------------
 
-    def _running_state(self) -> SessionStateCode:
-        return (
-            SessionStateCode.ROUND_REST
-            if self.step_index == REST_STEP
-            else SessionStateCode.RUNNING
-        )
+    def _in_rest(self) -> bool:
+        return self.step_index == REST_STEP and self.round > 0
 
     def _advance(self, run: _Run, now_us: int) -> None:
         timeline = self._timeline
@@ -434,9 +529,8 @@ class BandProtocol:
                 segment = timeline.segments[run.next_segment]
                 run.next_segment += 1
                 self.round, self.step_index = segment.round, segment.step_index
-                self._report(
-                    self._running_state(), now_us, at_us=run.band_time_of(segment.start_us)
-                )
+                self._move(Trigger.REST if self._in_rest() else Trigger.EXERCISE)
+                self._report(self.state, now_us, at_us=run.band_time_of(segment.start_us))
             elif cue_at is not None and cue_at <= elapsed:
                 cue = timeline.cues[run.next_cue]
                 run.next_cue += 1
@@ -451,32 +545,48 @@ class BandProtocol:
             else:
                 break
         if elapsed >= timeline.total_us and run.next_cue >= len(timeline.cues):
-            self.state = SessionStateCode.DONE
-            self._report(SessionStateCode.DONE, now_us)
-            self._run = None
+            self._report(SessionStateCode.DONE, now_us)  # still stamped with the session
+            run.ended_at_us = now_us
+            self._move(Trigger.FINISH)
 
-    def _skip(self, run: _Run, now_us: int) -> None:
-        assert self._timeline is not None
-        elapsed = run.elapsed(now_us)
+    def _skip(self, now_us: int) -> bool:
+        run = self._run
+        if run is None or self._timeline is None or transition(self.state, Trigger.SKIP) is None:
+            return False
+        paused = self.state is SessionStateCode.PAUSED
+        if not paused:
+            self._advance(run, now_us)  # what was due before the skip happens first
+            if self.state not in ACTIVE:
+                return True  # the workout just ended: nothing left to skip
+        elapsed = run.elapsed(run.paused_at_us if paused else now_us)
         target = self._timeline.next_segment_start_after(elapsed)
         if target is None:
             target = self._timeline.total_us
-        run.shift_us -= target - elapsed
+        # Never past the end: the skip puts the target at "now", which the band can hold.
+        run.shift_us -= max(target - elapsed, 0)
         while (
             run.next_cue < len(self._timeline.cues)
             and self._timeline.cues[run.next_cue].offset_us < target
         ):
             run.next_cue += 1  # skipped cues are not played
-        if run.paused_at_us is None:
+        while (
+            run.next_segment < len(self._timeline.segments)
+            and self._timeline.segments[run.next_segment].start_us < target
+        ):
+            run.next_segment += 1  # nor reported: a step skipped before it began (paused)
+        if not paused:
             self._advance(run, now_us)
+        return True
 
-    def _stop(self, cause: StopCause, now_us: int) -> None:
-        if self.state not in (*_ACTIVE, SessionStateCode.PAUSED):
-            return
+    def _stop(self, cause: StopCause, now_us: int) -> bool:
+        if transition(self.state, Trigger.STOP) is None:
+            return False
         self._fire(STOPPED_CUE_ID, CueKind.STOPPED, self.round, self.step_index, now_us, now_us)
-        self.state = SessionStateCode.STOPPED
-        self._report(SessionStateCode.STOPPED, now_us, cause)
-        self._run = None
+        self._report(SessionStateCode.STOPPED, now_us, cause)  # still stamped with the session
+        if self._run is not None:
+            self._run.ended_at_us = now_us
+        self._move(Trigger.STOP)
+        return True
 
     def _fire(
         self, cue_id: int, kind: CueKind, round_number: int, step: int, planned_us: int, now_us: int
@@ -485,7 +595,15 @@ class BandProtocol:
         self._motor.append(MotorAction(cue_id, kind, pattern, now_us))
         self._emit(
             m.CueFired(
-                self._next_event, now_us, cue_id, kind, round_number, step, planned_us, now_us
+                self._next_event,
+                now_us,
+                cue_id,
+                kind,
+                round_number,
+                step,
+                planned_us,
+                now_us,
+                session_id=self.session_id,
             ),
             now_us,
         )
@@ -500,8 +618,6 @@ class BandProtocol:
     ) -> None:
         """Emit SessionState; ``at_us`` is when it happened on the timeline (default: now)."""
         shift = self._run.shift_us if self._run is not None else 0
-        if state in (SessionStateCode.RUNNING, SessionStateCode.ROUND_REST):
-            self.state = state
         self._emit(
             m.SessionState(
                 self._next_event,
@@ -511,6 +627,7 @@ class BandProtocol:
                 self.step_index,
                 shift,
                 cause,
+                session_id=self.session_id,
             ),
             now_us,
         )
@@ -571,5 +688,4 @@ class BandProtocol:
             self._outgoing.extend(fragment(nack, self._mtu - 3))
 
 
-_ACTIVE = (SessionStateCode.RUNNING, SessionStateCode.ROUND_REST)
 _KNOWN_TYPES = frozenset(MessageType.__members__.values())

@@ -83,7 +83,7 @@ class Button(OpenIntEnum):
 
 
 class SessionStateCode(OpenIntEnum):
-    """Where the band's session is."""
+    """Where the band's session is (the legal moves between them are in ``_state.py``)."""
 
     IDLE = 0
     RUNNING = 1
@@ -113,6 +113,7 @@ class NackCode(OpenIntEnum):
     BAD_STATE = 6
     UNKNOWN_COMMAND = 7
     BUSY = 8
+    OUT_OF_RANGE = 9  # well formed, but a value the band cannot run (a time it cannot hold)
 
 
 class MotorFlags(enum.IntFlag):

@@ -76,7 +76,6 @@ class FrameFlags:
 
 _String = c.PascalString(c.Int8ul, "utf8")
 _PlanId = c.Bytes(PLAN_ID_BYTES)
-_EventHead = c.Struct("event_number" / c.Int32ul, "band_time_us" / c.Int64ul)
 
 _Header = c.Struct(
     "version" / c.Int8ul,
@@ -100,7 +99,8 @@ def _checked_payload(*fields: Any) -> Any:
 
 _EMPTY = _payload()
 
-# Field names match the dataclass fields one for one.
+# Field names match the dataclass fields one for one (the wire order is the one given here:
+# an event's ``session_id`` follows its number, although the dataclass field comes last).
 _PAYLOADS: Final[dict[type[Any], Any]] = {
     m.Hello: _payload("min_version" / c.Int8ul, "max_version" / c.Int8ul),
     m.PlanChunk: _checked_payload(
@@ -109,7 +109,7 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
         "offset" / c.Int16ul,
         "data" / c.Prefixed(c.Int16ul, c.GreedyBytes),
     ),
-    m.Start: _payload("plan_id" / _PlanId, "start_at_us" / c.Int64ul),
+    m.Start: _payload("plan_id" / _PlanId, "start_at_us" / c.Int64ul, "session_id" / c.Int32ul),
     m.Pause: _EMPTY,
     m.Resume: _EMPTY,
     m.Stop: _EMPTY,
@@ -132,12 +132,21 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
         "band_time_us" / c.Int64ul,
         "boot_id" / c.Int32ul,
         "first_unacked_event" / c.Int32ul,
+        "session_id" / c.Int32ul,
+        "session_state" / c.Int8ul,
+        "session_round" / c.Int8ul,
+        "session_step" / c.Int8sl,
+        "session_start_us" / c.Int64ul,
+        "session_shift_us" / c.Int64sl,
+        "session_adjust_us" / c.Int64sl,
+        "session_elapsed_us" / c.Int64ul,
     ),
     m.TimeSyncResponse: _payload(
         "host_send_us" / c.Int64ul, "band_receive_us" / c.Int64ul, "band_send_us" / c.Int64ul
     ),
     m.CueFired: _payload(
         "event_number" / c.Int32ul,
+        "session_id" / c.Int32ul,
         "band_time_us" / c.Int64ul,
         "cue_id" / c.Int16ul,
         "kind" / c.Int8ul,
@@ -148,6 +157,7 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
     ),
     m.SessionState: _payload(
         "event_number" / c.Int32ul,
+        "session_id" / c.Int32ul,
         "band_time_us" / c.Int64ul,
         "state" / c.Int8ul,
         "round" / c.Int8ul,
@@ -157,13 +167,17 @@ _PAYLOADS: Final[dict[type[Any], Any]] = {
     ),
     m.HeartRateSample: _payload(
         "event_number" / c.Int32ul,
+        "session_id" / c.Int32ul,
         "band_time_us" / c.Int64ul,
         "bpm" / c.Int16ul,
         "contact" / c.Flag,
         "rr_1024" / c.PrefixedArray(c.Int8ul, c.Int16ul),
     ),
     m.ButtonPressed: _payload(
-        "event_number" / c.Int32ul, "band_time_us" / c.Int64ul, "button" / c.Int8ul
+        "event_number" / c.Int32ul,
+        "session_id" / c.Int32ul,
+        "band_time_us" / c.Int64ul,
+        "button" / c.Int8ul,
     ),
 }
 
@@ -175,6 +189,7 @@ _ENUM_FIELDS: Final[dict[str, Any]] = {
     "motor": MotorFlags,
     "kind": CueKind,
     "state": SessionStateCode,
+    "session_state": SessionStateCode,
     "cause": StopCause,
     "button": Button,
 }

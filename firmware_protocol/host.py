@@ -19,7 +19,7 @@ from .frames import FrameFlags, Reassembler, decode_frame, encode_frame, fragmen
 
 __all__ = ["PROTOCOL_VERSION", "CommandFailed", "CommandResult", "HostProtocol"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # v2: workouts have an identity (START, CAPABILITIES, every event)
 _DEFAULT_MTU = 23
 
 

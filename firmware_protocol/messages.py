@@ -91,15 +91,21 @@ class PlanChunk:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Run the plan ``plan_id`` from ``start_at_us`` on the band's clock."""
+    """Run the plan ``plan_id`` from ``start_at_us`` on the band's clock as workout ``session_id``.
+
+    The host picks ``session_id`` (1..2**32-1, random), so that it can recognise its own
+    workout in CAPABILITIES after a crash, and tell its events from any other workout's.
+    """
 
     TYPE: ClassVar = MessageType.START
     plan_id: bytes
     start_at_us: int
+    session_id: int
 
     def __post_init__(self) -> None:
         v.check_bytes(self, "plan_id", self.plan_id, PLAN_ID_BYTES)
         v.check_uint(self, "start_at_us", self.start_at_us, 64)
+        v.check_uint(self, "session_id", self.session_id, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,11 @@ class Capabilities:
 
     ``boot_id`` changes when the band reboots (its event numbers restart), and
     ``first_unacked_event`` is where the host's event stream resumes.
+
+    The ``session_*`` fields are the band's workout: the last one started since boot
+    (``session_id`` 0 and ``IDLE`` when none was), its state, where it stands, its START
+    time, its shift (pauses add, skips subtract), the sum of its ADJUSTs and how far into
+    the timeline it is now (frozen while paused).
     """
 
     TYPE: ClassVar = MessageType.CAPABILITIES
@@ -207,6 +218,14 @@ class Capabilities:
     band_time_us: int
     boot_id: int
     first_unacked_event: int
+    session_id: int = 0
+    session_state: SessionStateCode = SessionStateCode.IDLE
+    session_round: int = 0
+    session_step: int = -1
+    session_start_us: int = 0
+    session_shift_us: int = 0
+    session_adjust_us: int = 0
+    session_elapsed_us: int = 0
 
     def __post_init__(self) -> None:
         v.check_uint(self, "protocol_version", self.protocol_version, 8)
@@ -221,6 +240,23 @@ class Capabilities:
         v.check_uint(self, "band_time_us", self.band_time_us, 64)
         v.check_uint(self, "boot_id", self.boot_id, 32)
         v.check_uint(self, "first_unacked_event", self.first_unacked_event, 32)
+        v.check_uint(self, "session_id", self.session_id, 32)
+        v.check_uint(self, "session_state", int(self.session_state), 8)
+        v.check_uint(self, "session_round", self.session_round, 8)
+        v.check_int(self, "session_step", self.session_step, 8)
+        v.check_uint(self, "session_start_us", self.session_start_us, 64)
+        v.check_int(self, "session_shift_us", self.session_shift_us, 64)
+        v.check_int(self, "session_adjust_us", self.session_adjust_us, 64)
+        v.check_uint(self, "session_elapsed_us", self.session_elapsed_us, 64)
+
+    @property
+    def workout_running(self) -> bool:
+        """Whether a workout is under way on the band (running, resting or paused)."""
+        return self.session_state in (
+            SessionStateCode.RUNNING,
+            SessionStateCode.ROUND_REST,
+            SessionStateCode.PAUSED,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +275,15 @@ class TimeSyncResponse:
 
 
 # -- band events -----------------------------------------------------------------------
+#
+# Every event carries the ``session_id`` of the workout under way when it happened (0 when
+# none was): events of one workout can never be counted in another.
 
 
-def _check_event(owner: object, event_number: int, band_time_us: int) -> None:
+def _check_event(owner: object, event_number: int, band_time_us: int, session_id: int) -> None:
     v.check_uint(owner, "event_number", event_number, 32)
     v.check_uint(owner, "band_time_us", band_time_us, 64)
+    v.check_uint(owner, "session_id", session_id, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +299,10 @@ class CueFired:
     step_index: int
     planned_us: int
     fired_us: int
+    session_id: int = 0
 
     def __post_init__(self) -> None:
-        _check_event(self, self.event_number, self.band_time_us)
+        _check_event(self, self.event_number, self.band_time_us, self.session_id)
         v.check_uint(self, "cue_id", self.cue_id, 16)
         v.check_uint(self, "kind", int(self.kind), 8)
         v.check_uint(self, "round", self.round, 8)
@@ -282,9 +323,10 @@ class SessionState:
     step_index: int
     shift_us: int
     cause: StopCause = StopCause.NONE
+    session_id: int = 0
 
     def __post_init__(self) -> None:
-        _check_event(self, self.event_number, self.band_time_us)
+        _check_event(self, self.event_number, self.band_time_us, self.session_id)
         v.check_uint(self, "state", int(self.state), 8)
         v.check_uint(self, "round", self.round, 8)
         v.check_int(self, "step_index", self.step_index, 8)
@@ -302,9 +344,10 @@ class HeartRateSample:
     bpm: int
     rr_1024: tuple[int, ...] = ()
     contact: bool = True
+    session_id: int = 0
 
     def __post_init__(self) -> None:
-        _check_event(self, self.event_number, self.band_time_us)
+        _check_event(self, self.event_number, self.band_time_us, self.session_id)
         v.check_uint(self, "bpm", self.bpm, 16)
         if len(self.rr_1024) > MAX_RR_INTERVALS:
             raise LocalProtocolError(f"at most {MAX_RR_INTERVALS} RR intervals per sample")
@@ -322,9 +365,10 @@ class ButtonPressed:
     event_number: int
     band_time_us: int
     button: Button
+    session_id: int = 0
 
     def __post_init__(self) -> None:
-        _check_event(self, self.event_number, self.band_time_us)
+        _check_event(self, self.event_number, self.band_time_us, self.session_id)
         v.check_uint(self, "button", int(self.button), 8)
 
 

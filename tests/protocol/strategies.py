@@ -11,6 +11,7 @@ u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFF_FFFF)
 u64 = st.integers(0, 0xFFFF_FFFF_FFFF_FFFF)
 s8 = st.integers(-128, 127)
+s64 = st.integers(-(2**63), 2**63 - 1)
 plan_ids = st.binary(min_size=8, max_size=8)
 texts = st.text(max_size=40).filter(lambda s: len(s.encode("utf-8")) <= 255)
 
@@ -23,7 +24,7 @@ def open_enum(cls: type[fp.OpenIntEnum]) -> st.SearchStrategy[fp.OpenIntEnum]:
 commands = st.one_of(
     st.builds(fp.Hello, u8, u8),
     st.builds(fp.PlanChunk, plan_ids, u16, u16, st.binary(max_size=300)),
-    st.builds(fp.Start, plan_ids, u64),
+    st.builds(fp.Start, plan_ids, u64, u32),
     st.just(fp.Pause()),
     st.just(fp.Resume()),
     st.just(fp.Stop()),
@@ -48,11 +49,19 @@ replies = st.one_of(
         u64,
         u32,
         u32,
+        u32,
+        open_enum(fp.SessionStateCode),
+        u8,
+        s8,
+        u64,
+        s64,
+        s64,
+        u64,
     ),
     st.builds(fp.TimeSyncResponse, u64, u64, u64),
 )
 events = st.one_of(
-    st.builds(fp.CueFired, u32, u64, u16, open_enum(fp.CueKind), u8, s8, u64, u64),
+    st.builds(fp.CueFired, u32, u64, u16, open_enum(fp.CueKind), u8, s8, u64, u64, u32),
     st.builds(
         fp.SessionState,
         u32,
@@ -60,13 +69,20 @@ events = st.one_of(
         open_enum(fp.SessionStateCode),
         u8,
         s8,
-        st.integers(-(2**63), 2**63 - 1),
+        s64,
         open_enum(fp.StopCause),
+        u32,
     ),
     st.builds(
-        fp.HeartRateSample, u32, u64, u16, st.lists(u16, max_size=32).map(tuple), st.booleans()
+        fp.HeartRateSample,
+        u32,
+        u64,
+        u16,
+        st.lists(u16, max_size=32).map(tuple),
+        st.booleans(),
+        u32,
     ),
-    st.builds(fp.ButtonPressed, u32, u64, open_enum(fp.Button)),
+    st.builds(fp.ButtonPressed, u32, u64, open_enum(fp.Button), u32),
 )
 messages = st.one_of(commands, replies, events, st.builds(fp.EventAck, u32))
 

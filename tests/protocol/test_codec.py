@@ -122,6 +122,6 @@ def test_invalid_field_values_are_refused_on_construction() -> None:
     with pytest.raises(fp.LocalProtocolError, match="bpm"):
         fp.HeartRateMeasurement(300)
     with pytest.raises(fp.LocalProtocolError, match="plan_id"):
-        fp.Start(b"short", 0)
+        fp.Start(b"short", 0, 1)
     with pytest.raises(fp.LocalProtocolError, match="step_index"):
         fp.CueFired(1, 1, 1, fp.CueKind.COUNTDOWN, 1, 200, 1, 1)

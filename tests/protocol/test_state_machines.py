@@ -22,6 +22,7 @@ PLAN = fp.WirePlan(
 PLAN_BYTES = fp.encode_plan(PLAN)
 PLAN_ID = fp.plan_id(PLAN_BYTES)
 SECOND = 1_000_000
+SESSION = 0x5E55_1D01
 
 
 def _push_plan(link: LossyLink, chunk: int = 24) -> int:
@@ -38,10 +39,10 @@ def test_lossy_link_applies_each_command_once_and_delivers_each_event_once_in_or
     seed: int,
 ) -> None:
     link = LossyLink(seed, mtu=23 if seed % 2 else 247)
-    link.host.send_command(fp.Hello(1, 1), 0)
+    link.host.send_command(fp.Hello(2, 2), 0)
     commands = 1 + _push_plan(link)
     link.run_until(2 * SECOND)
-    link.host.send_command(fp.Start(PLAN_ID, link.now + SECOND), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, link.now + SECOND, SESSION), link.now)
     commands += 1
     for i in range(30):  # heart rate at 5 Hz while the link flaps now and then
         link.band.record_heart_rate(60 + i, (800,), True, link.now)
@@ -74,7 +75,7 @@ def test_lossy_link_applies_each_command_once_and_delivers_each_event_once_in_or
 
 def _connected_pair() -> LossyLink:
     link = LossyLink(0, drop=0.0, duplicate=0.0, max_delay_us=1)
-    link.host.send_command(fp.Hello(1, 1), 0)
+    link.host.send_command(fp.Hello(2, 2), 0)
     _push_plan(link, chunk=200)
     link.run_until(SECOND)
     return link
@@ -83,7 +84,7 @@ def _connected_pair() -> LossyLink:
 def test_band_fires_cues_at_their_planned_band_time_and_reports_each_step() -> None:
     link = _connected_pair()
     start = link.now + SECOND
-    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, start, SESSION), link.now)
     link.run_until(start + 40 * SECOND)
     timeline = fp.build_timeline(PLAN)
     fired = [e for e in link.events if isinstance(e, fp.CueFired)]
@@ -101,7 +102,7 @@ def test_band_fires_cues_at_their_planned_band_time_and_reports_each_step() -> N
 def test_pause_shifts_the_rest_of_the_timeline_by_the_pause() -> None:
     link = _connected_pair()
     start = link.now + SECOND
-    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, start, SESSION), link.now)
     link.run_until(start + 2 * SECOND)
     link.host.send_command(fp.Pause(), link.now)
     link.run_until(link.now + 10 * SECOND)
@@ -117,7 +118,7 @@ def test_pause_shifts_the_rest_of_the_timeline_by_the_pause() -> None:
 def test_a_second_pause_is_refused_and_loses_no_time() -> None:
     link = _connected_pair()
     start = link.now + SECOND
-    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, start, SESSION), link.now)
     link.run_until(start + 2 * SECOND)
     link.host.send_command(fp.Pause(), link.now)
     link.run_until(link.now + 3 * SECOND)
@@ -138,7 +139,7 @@ def test_a_second_pause_is_refused_and_loses_no_time() -> None:
 def test_pain_button_stops_the_session_on_the_band_with_no_host() -> None:
     link = _connected_pair()
     start = link.now + SECOND
-    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, start, SESSION), link.now)
     link.run_until(start + 3 * SECOND)
     link.set_up(False)
     link.band.press_button(fp.Button.PAIN, link.now)
@@ -157,7 +158,7 @@ def test_pain_button_stops_the_session_on_the_band_with_no_host() -> None:
 def test_skip_jumps_to_the_next_step_without_playing_the_skipped_cues() -> None:
     link = _connected_pair()
     start = link.now + SECOND
-    link.host.send_command(fp.Start(PLAN_ID, start), link.now)
+    link.host.send_command(fp.Start(PLAN_ID, start, SESSION), link.now)
     link.run_until(start + SECOND)
     link.host.send_command(fp.Skip(), link.now)
     link.run_until(link.now + SECOND // 2)
@@ -171,9 +172,9 @@ def test_skip_jumps_to_the_next_step_without_playing_the_skipped_cues() -> None:
 @pytest.mark.parametrize(
     ("command", "code"),
     [
-        (fp.Start(PLAN_ID, 0), fp.NackCode.NO_PLAN),
+        (fp.Start(PLAN_ID, 0, SESSION), fp.NackCode.NO_PLAN),
         (fp.Pause(), fp.NackCode.BAD_STATE),
-        (fp.Hello(2, 3), fp.NackCode.UNSUPPORTED_VERSION),
+        (fp.Hello(3, 4), fp.NackCode.UNSUPPORTED_VERSION),
         (fp.PlanChunk(PLAN_ID, 60_000, 0, b"x"), fp.NackCode.PLAN_TOO_LARGE),
     ],
 )
@@ -181,7 +182,7 @@ def test_band_refuses_what_it_cannot_do_with_a_reason(
     command: fp.Command, code: fp.NackCode
 ) -> None:
     link = LossyLink(0, drop=0.0, duplicate=0.0, max_delay_us=1)
-    link.host.send_command(fp.Hello(1, 1), 0)
+    link.host.send_command(fp.Hello(2, 2), 0)
     link.host.send_command(command, 0)
     link.run_until(SECOND)
     reply = link.results[-1]
@@ -196,7 +197,7 @@ def test_a_reboot_loses_the_plan_and_the_host_resyncs_the_event_stream() -> None
     link.run_until(link.now + SECOND)
     link.band.reboot()
     link.band.connection_made(link.mtu, link.now)
-    link.host.send_command(fp.Hello(1, 1), link.now)
+    link.host.send_command(fp.Hello(2, 2), link.now)
     link.run_until(link.now + SECOND)
     capabilities = link.results[-1]
     assert isinstance(capabilities, fp.CommandResult)

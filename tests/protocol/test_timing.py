@@ -233,9 +233,9 @@ class _Driver:
         data = fp.encode_plan(plan)
         plan_id = fp.plan_id(data)
         for command in (
-            fp.Hello(1, 1),
+            fp.Hello(2, 2),
             fp.PlanChunk(plan_id, len(data), 0, data),
-            fp.Start(plan_id, start_us),
+            fp.Start(plan_id, start_us, 1),
         ):
             assert not isinstance(self.command(command, 0), fp.Nack)
 

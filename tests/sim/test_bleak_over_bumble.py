@@ -43,7 +43,7 @@ async def test_scan_connect_read_subscribe_write_and_disconnect() -> None:
             await client.start_notify(
                 gatt.EVENTS_CHAR_UUID, lambda _c, d: replies.put_nowait(bytes(d))
             )
-            hello = fp.fragment(fp.encode_frame(fp.Hello(1, 1), 5), client.mtu_size - 3)
+            hello = fp.fragment(fp.encode_frame(fp.Hello(2, 2), 5), client.mtu_size - 3)
             for piece in hello:
                 await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, piece, response=True)
             reassembler = fp.Reassembler()

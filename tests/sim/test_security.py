@@ -157,7 +157,10 @@ async def _drive(connection: Connection, attempt: Attempt) -> Attempt:
         cccd = characteristic.get_descriptor(GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR)  # type: ignore[attr-defined]
         await peer.write_value(cccd, b"\x01\x00", with_response=False)
 
-    hello = fp.fragment(fp.encode_frame(fp.Hello(1, 1), 7), connection.att_mtu - 3)
+    hello = fp.fragment(
+        fp.encode_frame(fp.Hello(fp.PROTOCOL_VERSION, fp.PROTOCOL_VERSION), 7),
+        connection.att_mtu - 3,
+    )
     for piece in hello:
         try:
             await peer.write_value(control, piece, with_response=True)

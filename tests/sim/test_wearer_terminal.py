@@ -52,13 +52,18 @@ async def _prompt(output: asyncio.StreamReader) -> str:
 
 async def test_the_wearer_confirms_the_code_the_host_shows_and_the_host_pairs() -> None:
     shown: list[str] = []
+    host_showed = asyncio.Event()
+
+    def show(code: int) -> None:
+        shown.append(f"{code:06d}")
+        host_showed.set()
+
     async with _companion_sim() as (url, output, keys):
-        backend = remote_backend(url, show_code=lambda code: shown.append(f"{code:06d}"))
+        backend = remote_backend(url, show_code=show)
         connecting = asyncio.create_task(Band.connect("Companion", backend=backend).__aenter__())
         code = await _prompt(output)
-        async with asyncio.timeout(_TIMEOUT_S):
-            while not shown:  # the host's side computes its code a moment after the band's
-                await asyncio.sleep(0.01)
+        # The host's side computes its code a moment after the band's.
+        await asyncio.wait_for(host_showed.wait(), _TIMEOUT_S)
         assert shown == [code]  # numeric comparison: both sides show the same six digits
         os.write(keys, b"y\n")
         band = await asyncio.wait_for(connecting, _TIMEOUT_S)
