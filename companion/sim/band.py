@@ -30,7 +30,6 @@ from bumble.gatt import (
     Descriptor,
     Service,
 )
-from bumble.host import Host
 from bumble.keys import PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
@@ -40,6 +39,7 @@ from firmware_protocol import gatt
 
 from ..clock import Clock, LoopClock
 from .controller import SimController, SimLink
+from .quiet import QuietHost
 
 __all__ = [
     "BandClock",
@@ -279,7 +279,7 @@ class VirtualBand:
         self.connections = 0
         self._link = link
         self._controller = SimController(config.name, link=link)
-        host = Host(self._controller, AsyncPipeSink(self._controller))
+        host = QuietHost(self._controller, AsyncPipeSink(self._controller))
         self.device = Device(
             config=DeviceConfiguration(
                 name=config.name,

@@ -24,8 +24,9 @@ import random
 from typing import Any
 
 from bumble import core, hci, ll
-from bumble.controller import Controller
 from bumble.link import LocalLink
+
+from .quiet import QuietController
 
 __all__ = ["SimController", "SimLink"]
 
@@ -35,7 +36,7 @@ __all__ = ["SimController", "SimLink"]
 logging.getLogger("bumble.controller").setLevel(logging.ERROR)
 
 
-class SimController(Controller):
+class SimController(QuietController):
     """A virtual controller whose connect can be cancelled, with real-sized ACL buffers."""
 
     acl_data_packet_length = 251

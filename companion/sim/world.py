@@ -18,6 +18,7 @@ from bumble.transport.common import AsyncPipeSink
 from .backend import SimAdapter
 from .band import VirtualBand, VirtualBandConfig, random_static_address
 from .controller import SimController, SimLink
+from .quiet import QuietHost
 
 __all__ = ["VirtualWorld", "central_device"]
 
@@ -81,6 +82,7 @@ class VirtualWorld(SimAdapter):
         self.link = SimLink()
         self.bands: list[VirtualBand] = []
         self._connect_lock = asyncio.Lock()
+        self._central_lock = asyncio.Lock()  # concurrent first connects build one central
         self._name = name
         self._central: Device | None = None
         self._central_controller: SimController | None = None
@@ -104,11 +106,20 @@ class VirtualWorld(SimAdapter):
         return band
 
     async def central(self) -> Device:
-        """The host's adapter on this link (created on first use)."""
+        """The host's adapter on this link (created on first use).
+
+        Powering it on awaits, so without the lock every connect started
+        together would build (and scan with) a central of its own, and all but
+        the first would find no band.
+        """
+        async with self._central_lock:
+            return await self._power_on_central()
+
+    async def _power_on_central(self) -> Device:
         if self._central is None:
             controller = SimController(self._name, link=self.link)
             device = central_device(
-                Host(controller, AsyncPipeSink(controller)),
+                QuietHost(controller, AsyncPipeSink(controller)),
                 self._name,
                 random_static_address(f"host:{self._name}"),
             )
