@@ -212,7 +212,7 @@ async def open_bumble(world: VirtualWorld, band: VirtualBand) -> tuple[Side, Any
 async def measure_remote(batches: int, batch: int) -> list[float]:
     """Round trips through remote_backend to a band another process serves."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "companion.sim", "--port", "0",
+        sys.executable, "-m", "companion.sim", "--port", "0", "--auto-confirm",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from . import __version__
 from .band import Band
 from .ble.backend import BleakBackend
+from .ble.link import PAIRING_ADVICE
 from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
@@ -130,11 +132,14 @@ async def _virtual_world(
     with_strap: bool = False,
     with_watches: bool = False,
 ) -> Any:
-    from .sim import VirtualBandConfig, VirtualWorld
+    from .sim import PairingConfirmation, VirtualBandConfig, VirtualWorld
     from .sim.serve import server_band_configs
 
     async with VirtualWorld() as world:
-        for config in server_band_configs(count):  # named as `companion sim` names them
+        # Named as `companion sim` names them. These bands confirm their pairing code by
+        # themselves: they live on this process's private link, which no other central can
+        # reach, and the person running the demo is their wearer (README, "Pairing").
+        for config in server_band_configs(count, confirmation=PairingConfirmation.AUTOMATIC):
             await world.add_band(dataclasses.replace(config, clock=clock))
         if with_strap:  # a standard heart-rate strap, as people already own
             await world.add_band(
@@ -156,7 +161,16 @@ def _remote_target(target: str) -> tuple[str, BleakBackend]:
         parse_sim_url(url)
     except ValueError as exc:
         raise CompanionError(str(exc)) from None
-    return (band if slash and band else "Companion"), remote_backend(url)
+    return (band if slash and band else "Companion"), remote_backend(url, show_code=_show_code)
+
+
+def _show_code(code: int) -> None:
+    """What the virtual adapter's "pairing dialog" shows, where an OS would show its own."""
+    console.print(
+        f"this computer shows pairing code [bold]{code:06d}[/]: the band's wearer must see "
+        "the same code and confirm it on the band (the `companion sim` terminal)",
+        highlight=False,
+    )
 
 
 def _port_is_free(port: int) -> bool:
@@ -400,28 +414,44 @@ def scan(sim: bool, timeout: float) -> None:
 
 @main.command()
 @click.argument("address", required=False)
+@click.option(
+    "--band",
+    "band_option",
+    metavar="ADDRESS",
+    help="The band (as for `run`); sim://127.0.0.1:PORT[/NAME] for `companion sim`'s bands.",
+)
 @click.option("--sim", is_flag=True, help="Pair with a virtual band (to see how it goes).")
-def pair(address: str | None, sim: bool) -> None:
+def pair(address: str | None, band_option: str | None, sim: bool) -> None:
     """Pair and bond with the band at ADDRESS (once; later connections reuse the bond).
 
-    The band's control needs an encrypted, authenticated link (LE Secure
-    Connections). If your system asks to confirm a six-digit code, check that
-    it is the one the band shows and accept. On Linux without a desktop
-    prompt, run `bluetoothctl`, then `agent on` and `default-agent`, and keep
-    it open while pairing.
+    The band accepts only LE Secure Connections with numeric comparison: your
+    computer and the band each show a six-digit code. If they are the same,
+    accept on the computer and press confirm on the band; if they differ,
+    refuse on both (someone else is pairing). On Linux without a desktop
+    prompt, run `bluetoothctl`, then `agent KeyboardDisplay` and
+    `default-agent`, keep it open while pairing, and answer its "Confirm
+    passkey NNNNNN (yes/no)" with yes only if the band shows NNNNNN.
     """
-    _one_band(sim, address, "ADDRESS")
+    if address is not None and band_option is not None:
+        raise click.UsageError("give the band once: as ADDRESS or as --band ADDRESS")
+    target_given = address or band_option
+    _one_band(sim, target_given, "ADDRESS")
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
-            target = address or ""
+            target = target_given or ""
             if target.startswith("sim://"):
                 target, backend = _remote_target(target)
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(_virtual_world(1))
                 backend, target = world.backend, world.bands[0].address
-            console.print(f"pairing with {target}: accept the code on the band if asked...")
+                console.print(
+                    "the virtual band runs in this process and confirms its code by itself "
+                    "(a real band asks its wearer)",
+                    highlight=False,
+                )
+            console.print(f"pairing with {escape(target)}: {PAIRING_ADVICE}", highlight=False)
             band = await stack.enter_async_context(Band.connect(target, backend=backend))
             info = band.info
             console.print(
@@ -429,7 +459,8 @@ def pair(address: str | None, sim: bool) -> None:
                     ("paired", "green"),
                     f" with {info.name} ({info.model or 'band'}, firmware "
                     f"{info.firmware or '?'}) at {target}",
-                )
+                ),
+                highlight=False,
             )
 
     _run_async(go)
@@ -513,22 +544,58 @@ def _record_stop(store: Store, session_id: str, band_id: str, t: float) -> None:
     show_default=True,
     help="Run the bands' clocks this many times faster (use the same --speed for `run`).",
 )
-def sim(port: int, bands: int, name: str, drift_ppm: float, speed: float) -> None:
+@click.option(
+    "--auto-confirm",
+    is_flag=True,
+    help="Bands confirm every pairing code themselves, for unattended demos. This gives up "
+    "MITM protection: anyone who reaches the port and claims a display pairs.",
+)
+def sim(
+    port: int, bands: int, name: str, drift_ppm: float, speed: float, auto_confirm: bool
+) -> None:
     """Run virtual bands in this process, for scripts in other processes.
 
     Prints the address to connect to (sim://127.0.0.1:PORT); use it as
     `companion run --band sim://127.0.0.1:PORT` (add /NAME to pick one of
     several bands: Companion1, Companion2...), or from Python with
-    `companion.sim.remote_backend(URL)`. Stop with Ctrl-C.
+    `companion.sim.remote_backend(URL)`. This terminal is the bands' wearer:
+    when a host pairs, it shows the band's six-digit code and asks you to
+    confirm it (y) if the host shows the same, or refuse (n). Legacy pairing
+    and Just Works are always refused. Stop with Ctrl-C.
     """
-    from .sim.serve import run_sim_server
+    from .sim import PairingConfirmation
+    from .sim.serve import SimServer, run_sim_server, terminal_wearer
 
-    def ready(url: str) -> None:
-        console.print(f"virtual band(s) ready at {url}", highlight=False)
+    def ready(server: SimServer) -> None:
+        console.print(f"virtual band(s) ready at {server.url}", highlight=False)
+        if auto_confirm:
+            errors.print(
+                "--auto-confirm: the bands confirm every pairing code by themselves; anyone who "
+                "reaches this port and claims a display and a yes/no button can pair",
+                highlight=False,
+            )
 
+    def say(line: str) -> None:
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+    ask = None if auto_confirm else terminal_wearer(say)
+    if not auto_confirm and ask is None:
+        errors.print(
+            "stdin is not a terminal: nobody can confirm a pairing code here, so every pairing "
+            "is refused (--auto-confirm for an unattended demo)",
+            highlight=False,
+        )
+    confirmation = PairingConfirmation.AUTOMATIC if auto_confirm else PairingConfirmation.WEARER
     _run_async(
         lambda: run_sim_server(
-            port, bands=bands, name=name, drift_ppm=drift_ppm, speed=speed, ready=ready
+            port,
+            bands=bands,
+            name=name,
+            drift_ppm=drift_ppm,
+            speed=speed,
+            confirmation=confirmation,
+            ask_wearer=ask,
+            ready=ready,
         )
     )
 

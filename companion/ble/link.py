@@ -20,7 +20,7 @@ from bleak_retry_connector import establish_connection
 from ..errors import CompanionError, LinkLostError, PairingRequiredError
 from .backend import BleakBackend
 
-__all__ = ["GattLink"]
+__all__ = ["PAIRING_ADVICE", "GattLink"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +29,21 @@ _ATT_INSUFFICIENT_AUTHENTICATION = 0x05
 _ATT_INSUFFICIENT_ENCRYPTION = 0x0F
 _PAIRING_CODES = {_ATT_INSUFFICIENT_AUTHENTICATION, _ATT_INSUFFICIENT_ENCRYPTION}
 
+#: What the person must do while pairing: the band accepts numeric comparison only.
+PAIRING_ADVICE = (
+    "this computer will ask you to confirm a six-digit code (in its Bluetooth pairing dialog, "
+    "or as `Confirm passkey NNNNNN (yes/no)` in bluetoothctl) and the band shows a code too. "
+    "If they are the same, accept on the computer and press confirm on the band; if they "
+    "differ, refuse on both: someone else is pairing."
+)
+
 
 def _translate(exc: BaseException, what: str, address: str) -> CompanionError:
     """A companion error, with the fix in its message, for a bleak failure during ``what``."""
     if isinstance(exc, BleakGATTProtocolError) and exc.code in _PAIRING_CODES:
         return PairingRequiredError(
-            f"band {address} refused {what}: the link is not paired. Pair it once with "
-            f"`companion pair {address}` (confirm the code on the band if it shows one), "
-            "or connect with pair=True."
+            f"band {address} refused {what}: the link is not paired with a confirmed code. "
+            f"Pair it once with `companion pair {address}`: {PAIRING_ADVICE}"
         )
     return LinkLostError(f"{what} failed on band {address}: {exc or type(exc).__name__}")
 
@@ -99,9 +106,11 @@ class GattLink:
             await self._client.pair()
         except (BleakError, TimeoutError) as exc:
             raise PairingRequiredError(
-                f"pairing with band {self.address} failed ({exc}). Confirm the six-digit code on "
-                "the band and on this computer when asked; if the band was paired before, remove "
-                "it from the system's Bluetooth settings and try `companion pair` again."
+                f"pairing with band {self.address} failed ({exc}). The band accepts only LE "
+                "Secure Connections with a six-digit code confirmed on both sides: confirm the "
+                "code on this computer and press confirm on the band within 30 s (a refused "
+                "or unanswered code ends here). If the band was paired before, remove it from "
+                "the system's Bluetooth settings; then try `companion pair` again."
             ) from exc
 
     async def read(self, uuid: str) -> bytes:

@@ -9,7 +9,14 @@ another process serves with :class:`SimServer` (``companion sim``).
 
 from __future__ import annotations
 
-from .band import BandClock, Motor, VirtualBand, VirtualBandConfig
+from .band import (
+    BandClock,
+    Motor,
+    PairingConfirmation,
+    PairingRequest,
+    VirtualBand,
+    VirtualBandConfig,
+)
 from .bangle import BangleConfig, BangleJS, BangleMessage
 from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
 from .peripheral import MotorPulse, MotorSource, Peripheral
@@ -29,6 +36,8 @@ __all__ = [
     "MotorPulse",
     "MotorSource",
     "Peripheral",
+    "PairingConfirmation",
+    "PairingRequest",
     "RemoteAdapter",
     "SimServer",
     "VirtualBand",

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from dataclasses import replace
 
-from ..clock import LoopClock
 from ..errors import CompanionError
-from .serve import SimServer, server_band_configs
+from .band import PairingConfirmation
+from .serve import SimServer, run_sim_server, terminal_wearer
 
 __all__ = ["main"]
 
@@ -32,23 +32,52 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="band clocks this many times faster (default 1)"
     )
+    parser.add_argument(
+        "--auto-confirm",
+        action="store_true",
+        help="bands confirm every pairing code themselves (unattended demos and tests): this "
+        "gives up MITM protection, anyone who reaches the port and claims a display pairs",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log hosts coming and going")
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    configs = server_band_configs(args.bands, name=args.name, drift_ppm=args.drift_ppm)
-    if args.speed != 1.0:
-        configs = [replace(config, clock=LoopClock(args.speed)) for config in configs]
-    async with SimServer(configs, port=args.port) as server:
+    def ready(server: SimServer) -> None:
         bands = ", ".join(f"{band.config.name} {band.address}" for band in server.bands)
         # The one line a script waits for; flushed, as stdout is usually a pipe then.
         print(f"virtual bands ready at {server.url} ({bands})", flush=True)
-        await stop.wait()
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    confirmation = (
+        PairingConfirmation.AUTOMATIC if args.auto_confirm else PairingConfirmation.WEARER
+    )
+    ask = None if args.auto_confirm else terminal_wearer(say)
+    if not args.auto_confirm and ask is None:
+        print(
+            "stdin is not a terminal: nobody can confirm a pairing code here, so every pairing "
+            "is refused (--auto-confirm for an unattended demo)",
+            file=sys.stderr,
+        )
+    serving = asyncio.ensure_future(
+        run_sim_server(
+            args.port,
+            bands=args.bands,
+            name=args.name,
+            drift_ppm=args.drift_ppm,
+            speed=args.speed,
+            confirmation=confirmation,
+            ask_wearer=ask,
+            ready=ready,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, serving.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving  # until Ctrl-C or SIGTERM cancels it, switching the bands off
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,25 @@ async def _gatt(operation: Awaitable[_T], what: str) -> _T:
         raise BleakError(f"{what} failed: {exc}") from None
 
 
+def _forget_subscriber(peer: Peer, proxy: Any, subscriber: Callable[[bytes], None]) -> None:
+    """Undo the local half of a subscription the band refused.
+
+    Bumble registers the callback before it writes the CCCD and keeps it when
+    the write is refused, so a retry after pairing would deliver every
+    notification twice; an OS stack keeps nothing of a failed subscription.
+    """
+    callback = proxy.subscribers.pop(subscriber, None)
+    client = peer.gatt_client
+    for table in (client.notification_subscribers, client.indication_subscribers):
+        registered = table.get(proxy.handle)
+        if registered is None:
+            continue
+        registered.discard(subscriber)
+        registered.discard(callback)
+        if registered <= {proxy}:
+            del table[proxy.handle]
+
+
 class SimAdapter(abc.ABC):
     """The host's Bluetooth adapter as the sim backends see it: one Bumble central.
 
@@ -397,7 +416,12 @@ class SimClient(BaseBleakClient):
             callback(bytearray(value))
 
         self._subscriptions[characteristic.handle] = forward
-        await _gatt(peer.subscribe(characteristic.obj, forward), "subscribe")
+        try:
+            await _gatt(peer.subscribe(characteristic.obj, forward), "subscribe")
+        except BaseException:
+            self._subscriptions.pop(characteristic.handle, None)
+            _forget_subscriber(peer, characteristic.obj, forward)
+            raise
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         peer = self._require_peer()

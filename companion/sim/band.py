@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import logging
 import math
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bumble import hci
+from bumble import hci, smp
+from bumble.att import ATT_Error, AttributeValueV2, ErrorCode, is_enhanced_bearer
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device, DeviceConfiguration
-from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.gatt import (
+    GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+    Characteristic,
+    CharacteristicValue,
+    Descriptor,
+    Service,
+)
+from bumble.keys import PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
@@ -31,7 +41,14 @@ from ..clock import Clock, LoopClock
 from .controller import SimController, SimLink
 from .quiet import QuietHost
 
-__all__ = ["BandClock", "Motor", "VirtualBand", "VirtualBandConfig"]
+__all__ = [
+    "BandClock",
+    "Motor",
+    "PairingConfirmation",
+    "PairingRequest",
+    "VirtualBand",
+    "VirtualBandConfig",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +58,51 @@ _BATTERY_DRAIN_PERIOD_S: Final = 600.0
 _ADVERTISING_INTERVAL_MS: Final = 50
 _RETRANSMIT_S: Final = 0.4
 _HEART_RATE_SERVICE_16: Final = 0x180D
+_FULL_KEY_BYTES: Final = 16
+# The central's IO capabilities that, with the band's display and yes/no button, make LE
+# Secure Connections choose numeric comparison (Core Vol 3, Part H, 2.3.5.1, table 2.8).
+_NUMERIC_COMPARISON_IO: Final = frozenset(
+    {smp.IoCapability.DISPLAY_YES_NO, smp.IoCapability.KEYBOARD_DISPLAY}
+)
+
+
+class PairingConfirmation(enum.Enum):
+    """Who presses the band's confirm button when a host asks to pair (numeric comparison).
+
+    Legacy pairing, Just Works and passkey entry are refused under every policy;
+    this only decides who answers "is this the code your computer shows?".
+    """
+
+    #: The wearer: the band waits (``pairing_timeout_s``) for :meth:`VirtualBand.confirm_pairing`
+    #: or :meth:`VirtualBand.reject_pairing`, and refuses if nobody answers.
+    WEARER = "wearer"
+    #: Nobody: the band confirms every code itself. This WEAKENS pairing to "anyone in range
+    #: who claims a display and a yes/no button pairs": MITM protection is lost. Only for
+    #: unattended demos and tests, on a link nobody else can reach.
+    AUTOMATIC = "automatic"
+
+
+@dataclass(frozen=True, slots=True)
+class PairingRequest:
+    """A host asks to pair: the band shows ``code``; the wearer confirms it if the host does too."""
+
+    peer: str  # the central's address
+    code: int  # the six-digit numeric comparison value
+
+    def __str__(self) -> str:
+        return f"{self.code:06d}"
+
+
+@dataclass(slots=True)
+class _LinkTrust:
+    """How one connection was really secured (Bumble's ``authenticated`` flag is not enough:
+    it is set after Just Works and after any encryption change)."""
+
+    pairing: bool = False  # a pairing is under way
+    confirmed: bool = False  # the wearer (or the policy) confirmed this pairing's code
+    sc: bool = False  # the pairing that finished used LE Secure Connections
+    method: smp.PairingMethod | None = None  # the method the pairing that finished used
+    secure: bool = False  # encrypted with a key from a confirmed SC numeric comparison
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +117,15 @@ class VirtualBandConfig:
     drift_ppm: float = 0.0  # band clock runs this much fast (+) or slow (-)
     clock_offset_us: int = 5_000_000_000  # band clock reads this much ahead of the host's
     mtu: int = 247  # the largest ATT MTU the band accepts (23 for the smallest)
-    require_pairing: bool = True  # control/events need an encrypted, authenticated link
+    # Control writes and the event / heart-rate subscriptions need a link encrypted with a
+    # key from LE Secure Connections numeric comparison that was confirmed (False: all open).
+    require_pairing: bool = True
+    # Who confirms numeric comparison. AUTOMATIC (the in-process default) confirms every code
+    # and so gives up MITM protection: a VirtualWorld's link is private to its process, so only
+    # centrals that same program builds can reach it. `companion sim` serves other processes
+    # and asks the wearer (WEARER) unless told --auto-confirm.
+    pairing_confirmation: PairingConfirmation = PairingConfirmation.AUTOMATIC
+    pairing_timeout_s: float = 30.0  # how long the band waits for its wearer to confirm
     companion_service: bool = True  # False: a standard heart-rate strap
     battery_percent: int = 87
     hr_seed: int = 1
@@ -111,17 +181,80 @@ def random_static_address(seed: str) -> str:
     return ":".join(f"{b:02X}" for b in digest)
 
 
-class _Delegate(PairingDelegate):
-    """Numeric comparison only: refusing Just Works is what makes the link authenticated."""
+class _RefusedWriteFilter(logging.Filter):
+    """Keep a refused write without response out of the log as a traceback.
 
-    def __init__(self) -> None:
+    Bumble logs every exception of a write command (which has no answer) with
+    its stack; a refusal is expected there, and the band logs it in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, ATT_Error)
+            and error.error_code
+            in (ErrorCode.INSUFFICIENT_AUTHENTICATION, ErrorCode.INSUFFICIENT_ENCRYPTION)
+        )
+
+
+logging.getLogger("bumble.gatt_server").addFilter(_RefusedWriteFilter())
+
+
+class _WearerDelegate(PairingDelegate):
+    """The band's side of pairing on one connection: numeric comparison, asked of the wearer."""
+
+    def __init__(self, band: VirtualBand, connection: Connection) -> None:
         super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self.band = band
+        self.connection = connection
 
     async def confirm(self, auto: bool = False) -> bool:
-        return False
+        return False  # Just Works: nothing proves who is on the other end
 
     async def compare_numbers(self, number: int, digits: int) -> bool:
-        return True
+        return await self.band._ask_wearer(self.connection, number)
+
+    async def get_number(self) -> int | None:
+        return None  # passkey entry: the band has no keyboard
+
+
+def _weakness(command: smp.SMP_Pairing_Request_Command) -> str | None:
+    """Why a central's pairing request cannot give a MITM-protected SC key, or None."""
+    if not command.auth_req & smp.AuthReq.SC:
+        return "legacy pairing (no LE Secure Connections)"
+    if command.oob_data_flag:
+        return "out-of-band data the band never handed out"
+    if command.io_capability not in _NUMERIC_COMPARISON_IO:
+        io = smp.IoCapability(command.io_capability).name
+        return f"no numeric comparison with a central whose IO capability is {io} (Just Works)"
+    if command.maximum_encryption_key_size < _FULL_KEY_BYTES:
+        return f"a {command.maximum_encryption_key_size}-byte key"
+    return None
+
+
+class _BandSmpSession(smp.Session):
+    """Bumble's SMP responder, made to refuse a weak request before it starts.
+
+    Bumble would run legacy pairing and Just Works to the end (calling the
+    delegate's ``confirm()`` only on the Secure Connections path) and mark the
+    link authenticated afterwards; here the request itself is refused with
+    "authentication requirements", as a band that needs MITM protection does.
+    """
+
+    def on_smp_pairing_request_command(self, command: smp.SMP_Pairing_Request_Command) -> None:
+        delegate = self.pairing_config.delegate
+        weakness = _weakness(command)
+        if weakness is not None and isinstance(delegate, _WearerDelegate):
+            delegate.band._refuse_pairing(self.connection, weakness)
+            self.send_pairing_failed(smp.ErrorCode.AUTHENTICATION_REQUIREMENTS)
+            return
+        super().on_smp_pairing_request_command(command)
+
+    async def on_pairing(self) -> None:
+        delegate = self.pairing_config.delegate
+        if isinstance(delegate, _WearerDelegate):
+            delegate.band._pairing_finished(self.connection, self.sc, self.pairing_method)
+        await super().on_pairing()
 
 
 class VirtualBand:
@@ -158,9 +291,20 @@ class VirtualBand:
             ),
             host=host,
         )
-        self.device.pairing_config_factory = lambda _c: PairingConfig(
-            sc=True, mitm=True, bonding=True, delegate=_Delegate()
+        self.device.pairing_config_factory = lambda connection: PairingConfig(
+            sc=True, mitm=True, bonding=True, delegate=_WearerDelegate(self, connection)
         )
+        self.device.smp_session_proxy = _BandSmpSession
+        #: Control writes the band refused (an unpaired or weakly paired central).
+        self.refused_writes = 0
+        #: Event / heart-rate subscriptions the band refused.
+        self.refused_subscriptions = 0
+        #: Pairing requests refused before they started (legacy, Just Works, passkey, OOB).
+        self.refused_pairings = 0
+        self._trust: dict[Connection, _LinkTrust] = {}
+        self._trusted_bonds: set[str] = set()  # centrals bonded by confirmed numeric comparison
+        self._asking: tuple[PairingRequest, asyncio.Future[bool]] | None = None
+        self._request_listeners: set[asyncio.Queue[PairingRequest]] = set()
         self._connection: Connection | None = None
         self._events_subscribed = False
         self._inbox: list[bytes] = []
@@ -197,6 +341,12 @@ class VirtualBand:
             Characteristic.Permissions.READABLE,
             b"",
         )
+        if self._guarded:
+            # Bumble's own CCCDs are always open: these refuse a subscription on a link that is
+            # not secure, so an unpaired central gets no event (not even the replayed buffer)
+            # and no heart rate. A strap's heart rate stays open, as a standard sensor's is.
+            self._events.descriptors = [self._guarded_cccd(self._events)]
+            self._hr.descriptors = [self._guarded_cccd(self._hr)]
         self._battery: Characteristic[bytes] = Characteristic(
             gatt.BATTERY_LEVEL_UUID,
             Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
@@ -246,6 +396,35 @@ class VirtualBand:
                 ),
                 Service(gatt.IMMEDIATE_ALERT_SERVICE_UUID, [self._alert]),
             ]
+        )
+
+    @property
+    def _guarded(self) -> bool:
+        return self.config.require_pairing and self.config.companion_service
+
+    def _guarded_cccd(self, characteristic: Characteristic[bytes]) -> Descriptor:
+        def read(bearer: Any) -> bytes:
+            return self.device.gatt_server.read_cccd(bearer, characteristic)
+
+        def write(bearer: Any, value: bytes) -> None:
+            connection = bearer.connection if is_enhanced_bearer(bearer) else bearer
+            if value[:1] != b"\x00" and not self.is_secure(connection):
+                self.refused_subscriptions += 1
+                logger.info(
+                    "refused a subscription to %s from %s: the link is not paired with a "
+                    "confirmed code",
+                    characteristic.uuid,
+                    connection.peer_address,
+                )
+                raise ATT_Error(ErrorCode.INSUFFICIENT_AUTHENTICATION)
+            self.device.gatt_server.write_cccd(bearer, characteristic, value)
+
+        return Descriptor(
+            GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+            Descriptor.Permissions.READABLE
+            | Descriptor.Permissions.WRITEABLE
+            | Descriptor.Permissions.WRITE_REQUIRES_ENCRYPTION,
+            AttributeValueV2(read=read, write=write),
         )
 
     def _advertising_data(self) -> bytes:
@@ -311,27 +490,166 @@ class VirtualBand:
     def _on_connection(self, connection: Connection) -> None:
         self._connection = connection
         self.connections += 1
+        self._trust[connection] = _LinkTrust()
         connection.on("disconnection", lambda _reason: self._on_disconnection(connection))
+        connection.on("pairing_start", lambda: self._pairing_started(connection))
+        connection.on("pairing", lambda keys: self._paired(connection, keys))
+        connection.on("pairing_failure", lambda reason: self._pairing_failed(connection, reason))
+        connection.on("connection_encryption_change", lambda: self._encryption_changed(connection))
         connection.on(
             "connection_att_mtu_update", lambda: self.protocol.set_mtu(connection.att_mtu)
         )
 
     def _on_disconnection(self, connection: Connection) -> None:
+        self._trust.pop(connection, None)
         if self._connection is connection:
             self._connection = None
             self._events_subscribed = False
             self.protocol.connection_lost()
 
+    # -- pairing: how each link was really secured -------------------------------------------
+
+    def is_secure(self, connection: Connection) -> bool:
+        """Whether ``connection`` may write control and subscribe (see ``require_pairing``)."""
+        if not self.config.require_pairing:
+            return True
+        trust = self._trust.get(connection)
+        return trust is not None and trust.secure and connection.is_encrypted
+
+    def _refuse_pairing(self, connection: Connection, weakness: str) -> None:
+        self.refused_pairings += 1
+        logger.warning(
+            "refused pairing from %s: %s; the band needs LE Secure Connections with numeric "
+            "comparison",
+            connection.peer_address,
+            weakness,
+        )
+
+    def _pairing_started(self, connection: Connection) -> None:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        # A new pairing replaces whatever secured the link before, until it is confirmed.
+        trust.pairing, trust.confirmed, trust.secure = True, False, False
+
+    def _pairing_finished(
+        self, connection: Connection, sc: bool, method: smp.PairingMethod
+    ) -> None:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        trust.sc, trust.method = sc, method
+
+    def _paired(self, connection: Connection, keys: PairingKeys) -> None:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        trust.pairing = False
+        identity = connection.peer_address.to_string(False)
+        trust.secure = (
+            trust.confirmed
+            and trust.sc
+            and trust.method is smp.PairingMethod.NUMERIC_COMPARISON
+            and keys.ltk is not None
+            and keys.ltk.authenticated
+        )
+        if trust.secure:
+            self._trusted_bonds.add(identity)
+            logger.info("paired with %s (LE Secure Connections, code confirmed)", identity)
+        else:
+            self._trusted_bonds.discard(identity)
+            logger.warning("pairing with %s is not trusted: it was not a confirmed code", identity)
+
+    def _pairing_failed(self, connection: Connection, reason: int) -> None:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        trust.pairing, trust.secure = False, False
+
+    def _encryption_changed(self, connection: Connection) -> None:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        if trust.pairing:
+            return  # the pairing's own outcome decides (see _paired)
+        # Re-encryption with a stored key: as trusted as the pairing that made the bond.
+        trust.secure = (
+            connection.is_encrypted
+            and connection.peer_address.to_string(False) in self._trusted_bonds
+        )
+
+    async def _ask_wearer(self, connection: Connection, code: int) -> bool:
+        trust = self._trust.setdefault(connection, _LinkTrust())
+        request = PairingRequest(connection.peer_address.to_string(False), code)
+        if self.config.pairing_confirmation is PairingConfirmation.AUTOMATIC:
+            logger.info(
+                "code %s for %s confirmed automatically (no wearer asked)", request, request.peer
+            )
+            trust.confirmed = True
+            return True
+        if self._asking is not None:
+            return False  # one question at a time: a second host is refused
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asking = (request, answer)
+        for queue in self._request_listeners:
+            queue.put_nowait(request)
+        try:
+            async with asyncio.timeout(self.config.pairing_timeout_s):
+                trust.confirmed = await answer
+        except TimeoutError:
+            logger.warning(
+                "nobody confirmed code %s for %s: pairing refused", request, request.peer
+            )
+            trust.confirmed = False
+        finally:
+            self._asking = None
+        return trust.confirmed
+
+    @property
+    def pairing_request(self) -> PairingRequest | None:
+        """The pairing the band is asking its wearer to confirm now, if any."""
+        return self._asking[0] if self._asking is not None else None
+
+    async def pairing_requests(self) -> AsyncIterator[PairingRequest]:
+        """Every pairing request the wearer is asked to confirm, as it comes (and one pending)."""
+        queue: asyncio.Queue[PairingRequest] = asyncio.Queue()
+        if self._asking is not None:
+            queue.put_nowait(self._asking[0])
+        self._request_listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._request_listeners.discard(queue)
+
+    def confirm_pairing(self) -> bool:
+        """The wearer presses confirm: the code shown is the host's. False if nobody asked."""
+        return self._answer(True)
+
+    def reject_pairing(self) -> bool:
+        """The wearer presses reject: the code differs, or they never asked to pair."""
+        return self._answer(False)
+
+    def _answer(self, accept: bool) -> bool:
+        if self._asking is None or self._asking[1].done():
+            return False
+        self._asking[1].set_result(accept)
+        return True
+
     def _on_events_subscription(self, _bearer: Any, notify: bool, _indicate: bool) -> None:
         connection = self._connection
-        if notify and connection is not None and not self._events_subscribed:
+        if (
+            notify
+            and connection is not None
+            and self.is_secure(connection)
+            and not self._events_subscribed
+        ):
             self._events_subscribed = True
             self.protocol.connection_made(connection.att_mtu, self.clock.now_us())
             self._wake.set()
 
     # -- the protocol driver ---------------------------------------------------------------------
 
-    def _on_control_write(self, _connection: Any, value: bytes) -> None:
+    def _on_control_write(self, connection: Connection, value: bytes) -> None:
+        if not self.is_secure(connection):
+            # With response the central gets "insufficient authentication"; a write without
+            # response is dropped, as the ATT layer cannot answer it.
+            self.refused_writes += 1
+            logger.info(
+                "refused a control write from %s: the link is not paired with a confirmed code",
+                connection.peer_address,
+            )
+            raise ATT_Error(ErrorCode.INSUFFICIENT_AUTHENTICATION)
         self._inbox.append(bytes(value))
         self._wake.set()
 
@@ -368,7 +686,7 @@ class VirtualBand:
     async def _notify_all(self) -> None:
         fragments = self.protocol.data_to_send()
         connection = self._connection
-        if connection is None or not self._events_subscribed:
+        if connection is None or not self._events_subscribed or not self.is_secure(connection):
             return
         for fragment in fragments:
             try:
@@ -392,7 +710,7 @@ class VirtualBand:
             self.heart_rate_samples_sent += 1
             self.poke()
             connection = self._connection
-            if connection is not None:
+            if connection is not None and (not self._guarded or self.is_secure(connection)):
                 measurement = fp.HeartRateMeasurement(bpm, fp.ContactStatus.DETECTED, None, rr)
                 with contextlib.suppress(Exception):
                     await self.device.notify_subscriber(connection, self._hr, bytes(measurement))

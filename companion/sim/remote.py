@@ -36,7 +36,7 @@ from ..ble.backend import BleakBackend
 from .backend import SimAdapter
 from .band import random_static_address
 from .quiet import QuietHost
-from .world import central_device
+from .world import ShowCode, central_device
 
 __all__ = ["SIM_URL_SCHEME", "RemoteAdapter", "parse_sim_url", "remote_backend"]
 
@@ -92,9 +92,10 @@ class _Session:
 class RemoteAdapter(SimAdapter):
     """The host's adapter on a band server in another process (see :func:`remote_backend`)."""
 
-    def __init__(self, url: str, *, name: str = "host") -> None:
+    def __init__(self, url: str, *, name: str = "host", show_code: ShowCode | None = None) -> None:
         super().__init__()
         self.url = url
+        self._show_code = show_code
         self._server_host, self._server_port = parse_sim_url(url)
         self._name = name
         # Every central on the server's link needs an address of its own: one per adapter.
@@ -157,7 +158,10 @@ class RemoteAdapter(SimAdapter):
                 f"`companion sim --port {self._server_port}`"
             ) from None
         device = central_device(
-            QuietHost(transport.source, transport.sink), self._name, self.address
+            QuietHost(transport.source, transport.sink),
+            self._name,
+            self.address,
+            show_code=self._show_code,
         )
         device.keystore = self._keystore
         session = _Session(transport, device, asyncio.Lock())
@@ -184,10 +188,12 @@ class RemoteAdapter(SimAdapter):
             self._lost()
 
 
-def remote_backend(url: str) -> BleakBackend:
+def remote_backend(url: str, *, show_code: ShowCode | None = None) -> BleakBackend:
     """A bleak backend reaching the bands served at ``url`` (``sim://127.0.0.1:PORT``).
 
     Pass it as ``Band.connect(..., backend=...)``; every call makes a new
     adapter (its own central address and bonds), like plugging in a dongle.
+    ``show_code`` is shown the code this computer's side displays when pairing
+    (an OS shows it in its pairing dialog), for the user to compare with the band's.
     """
-    return RemoteAdapter(url).backend
+    return RemoteAdapter(url, show_code=show_code).backend

@@ -20,34 +20,44 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Self, cast
+from typing import Self, TextIO, cast
 
 from bumble.transport.common import StreamPacketSink, StreamPacketSource
 
 from ..clock import LoopClock
 from ..errors import CompanionError
-from .band import VirtualBand, VirtualBandConfig
+from .band import PairingConfirmation, PairingRequest, VirtualBand, VirtualBandConfig
 from .controller import SimController
 from .world import VirtualWorld
 
-__all__ = ["SimServer", "run_sim_server", "server_band_configs"]
+__all__ = ["AskWearer", "SimServer", "run_sim_server", "server_band_configs", "terminal_wearer"]
 
 logger = logging.getLogger(__name__)
 
 _LOOPBACK = "127.0.0.1"
 _HOST_CLOSE_TIMEOUT_S = 2.0
 
+#: Asks the wearer of ``band`` whether the code a host shows is ``request``'s: True confirms.
+AskWearer = Callable[[VirtualBand, PairingRequest], Awaitable[bool]]
+
 
 def server_band_configs(
-    bands: int = 1, *, name: str = "Companion", drift_ppm: float = 0.0
+    bands: int = 1,
+    *,
+    name: str = "Companion",
+    drift_ppm: float = 0.0,
+    confirmation: PairingConfirmation = PairingConfirmation.WEARER,
 ) -> list[VirtualBandConfig]:
     """Configurations for ``bands`` bands named as ``companion run --sim`` names them.
 
     One band is called ``name``; several are ``name1``, ``name2``..., with
     serials ``SIM0001``... so their addresses stay the same from run to run.
+    Their wearer confirms every pairing (``confirmation``), since other
+    processes, anyone's, can reach a band server.
     """
     if bands < 1:
         raise ValueError(f"a band server needs at least one band, not {bands}")
@@ -57,6 +67,7 @@ def server_band_configs(
             name=name if bands == 1 else f"{name}{index + 1}",
             serial=f"SIM{index + 1:04d}",
             drift_ppm=drift_ppm,
+            pairing_confirmation=confirmation,
         )
         for index in range(bands)
     ]
@@ -196,23 +207,96 @@ async def run_sim_server(
     name: str = "Companion",
     drift_ppm: float = 0.0,
     speed: float = 1.0,
-    ready: Callable[[str], None] | None = None,
+    confirmation: PairingConfirmation = PairingConfirmation.WEARER,
+    ask_wearer: AskWearer | None = None,
+    ready: Callable[[SimServer], None] | None = None,
 ) -> None:
     """Serve ``bands`` virtual bands on 127.0.0.1:``port`` until cancelled (``companion sim``).
 
     ``port`` 0 picks a free port; ``speed`` runs the bands' clocks faster (a host
-    at the same speed sees a sped-up workout); ``ready`` is called once with the URL
-    (``sim://127.0.0.1:PORT``) when hosts can connect. Raises
+    at the same speed sees a sped-up workout); ``ready`` is called once with the server
+    (its ``url`` is ``sim://127.0.0.1:PORT``) when hosts can connect. With
+    ``confirmation`` WEARER every pairing request goes to ``ask_wearer``
+    (without one, nobody can confirm, and every pairing is refused). Raises
     :class:`~companion.errors.CompanionError` if the port is taken or a band
     name is too long to advertise.
     """
     try:
-        configs = server_band_configs(bands, name=name, drift_ppm=drift_ppm)
+        configs = server_band_configs(
+            bands, name=name, drift_ppm=drift_ppm, confirmation=confirmation
+        )
     except ValueError as exc:
         raise CompanionError(str(exc)) from exc
     if speed != 1.0:
         configs = [replace(config, clock=LoopClock(speed)) for config in configs]
-    async with SimServer(configs, port=port) as server:
+    async with SimServer(configs, port=port) as server, asyncio.TaskGroup() as tasks:
         if ready is not None:
-            ready(server.url)
+            ready(server)
+        if confirmation is PairingConfirmation.WEARER and ask_wearer is not None:
+            for band in server.bands:
+                tasks.create_task(_answer_pairings(band, ask_wearer))
         await asyncio.get_running_loop().create_future()  # until cancelled
+
+
+async def _answer_pairings(band: VirtualBand, ask_wearer: AskWearer) -> None:
+    async for request in band.pairing_requests():
+        if await ask_wearer(band, request):
+            band.confirm_pairing()
+        else:
+            band.reject_pairing()
+
+
+def terminal_wearer(write: Callable[[str], None], stdin: TextIO = sys.stdin) -> AskWearer | None:
+    """The wearer at a terminal: shows each band's code and reads ``y`` or ``n`` from ``stdin``.
+
+    ``write`` shows one line to the person. None if ``stdin`` is not a
+    terminal: nobody can be asked there, so pairings are refused (the band's
+    own timeout), which is the safe answer for a server nobody watches.
+    """
+    if not stdin.isatty():
+        return None
+    turn = asyncio.Lock()  # one question on the terminal at a time, whichever band asks
+
+    async def ask(band: VirtualBand, request: PairingRequest) -> bool:
+        async with turn:
+            if band.pairing_request != request:
+                return False  # it expired while another band's question was on screen
+            timeout = band.config.pairing_timeout_s
+            write(f"{band.config.name}: host {request.peer} asks to pair; the band shows {request}")
+            write(
+                f"  if the host shows {request} too, type y and Enter to confirm on the band; "
+                f"n to refuse ({timeout:g} s)"
+            )
+            try:
+                async with asyncio.timeout(timeout):
+                    while (line := await _read_line(stdin)) is not None:
+                        answer = line.strip().lower()
+                        if answer in ("y", "yes"):
+                            write(f"{band.config.name}: confirmed {request}")
+                            return True
+                        if answer in ("n", "no"):
+                            write(f"{band.config.name}: refused")
+                            return False
+                        write("  type y or n, then Enter")
+            except TimeoutError:
+                write(f"{band.config.name}: no answer within {timeout:g} s; pairing refused")
+            return False
+
+    return ask
+
+
+async def _read_line(stdin: TextIO) -> str | None:
+    """The next line typed on ``stdin`` (a terminal), or None at its end, without a thread."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def readable() -> None:
+        if not line.done():
+            line.set_result(stdin.readline())
+
+    loop.add_reader(stdin.fileno(), readable)
+    try:
+        text = await line
+    finally:
+        loop.remove_reader(stdin.fileno())
+    return text or None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -28,17 +29,33 @@ __all__ = ["VirtualWorld", "central_device"]
 logging.getLogger("bumble").setLevel(logging.WARNING)
 
 
-class _HostDelegate(PairingDelegate):
-    """The host side of numeric comparison: the user confirms the six digits."""
+logger = logging.getLogger(__name__)
 
-    def __init__(self) -> None:
+#: Shown the six-digit code the host's side of numeric comparison displays.
+ShowCode = Callable[[int], None]
+
+
+class _HostDelegate(PairingDelegate):
+    """The host side of numeric comparison, as an OS pairing dialog the user accepts.
+
+    The virtual adapter stands for the computer's Bluetooth stack: it shows
+    its code (``show_code``) and says yes; the band's wearer decides.
+    """
+
+    def __init__(self, show_code: ShowCode | None) -> None:
         super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self._show_code = show_code
 
     async def compare_numbers(self, number: int, digits: int) -> bool:
+        logger.info("pairing code on this computer: %06d (accepted)", number)
+        if self._show_code is not None:
+            self._show_code(number)
         return True
 
 
-def central_device(host: Host, name: str, address: str) -> Device:
+def central_device(
+    host: Host, name: str, address: str, *, show_code: ShowCode | None = None
+) -> Device:
     """A host's central on ``host`` (not yet powered on): numeric comparison, bonding.
 
     Shared by the in-process world and the remote adapter so that both pair the same way.
@@ -50,7 +67,7 @@ def central_device(host: Host, name: str, address: str) -> Device:
         host=host,
     )
     device.pairing_config_factory = lambda _c: PairingConfig(
-        sc=True, mitm=True, bonding=True, delegate=_HostDelegate()
+        sc=True, mitm=True, bonding=True, delegate=_HostDelegate(show_code)
     )
     return device
 

@@ -38,16 +38,28 @@ _SAME = -1  # a legal move that leaves the state as it is
 
 
 def _moving():
-    return {T_PAUSE: p.PAUSED, T_SKIP: _SAME, T_ADJUST: _SAME, T_EXERCISE: p.RUNNING,
-            T_REST: p.ROUND_REST, T_FINISH: p.DONE, T_STOP: p.STOPPED}
+    return {
+        T_PAUSE: p.PAUSED,
+        T_SKIP: _SAME,
+        T_ADJUST: _SAME,
+        T_EXERCISE: p.RUNNING,
+        T_REST: p.ROUND_REST,
+        T_FINISH: p.DONE,
+        T_STOP: p.STOPPED,
+    }
 
 
 TRANSITIONS = {
     p.IDLE: {T_START: p.RUNNING},
     p.RUNNING: _moving(),
     p.ROUND_REST: _moving(),
-    p.PAUSED: {T_RESUME_EXERCISE: p.RUNNING, T_RESUME_REST: p.ROUND_REST, T_SKIP: _SAME,
-               T_ADJUST: _SAME, T_STOP: p.STOPPED},
+    p.PAUSED: {
+        T_RESUME_EXERCISE: p.RUNNING,
+        T_RESUME_REST: p.ROUND_REST,
+        T_SKIP: _SAME,
+        T_ADJUST: _SAME,
+        T_STOP: p.STOPPED,
+    },
     p.DONE: {T_START: p.RUNNING},
     p.STOPPED: {T_START: p.RUNNING},
 }
@@ -92,8 +104,17 @@ class _Unacked:
 class _Run:
     """A workout's position on the timeline (kept after it ends, for CAPABILITIES)."""
 
-    __slots__ = ("adjust_us", "ended_at_us", "next_cue", "next_segment", "paused_at_us",
-                 "plan_id", "session_id", "shift_us", "start_us")
+    __slots__ = (
+        "adjust_us",
+        "ended_at_us",
+        "next_cue",
+        "next_segment",
+        "paused_at_us",
+        "plan_id",
+        "session_id",
+        "shift_us",
+        "start_us",
+    )
 
     def __init__(self, plan_id, start_us, session_id):
         self.plan_id = plan_id
@@ -202,8 +223,9 @@ class BandCore:
             return
         if message_type not in p.COMMANDS:
             self.errors += 1
-            self._reply(seq, p.NACK, {"code": p.NACK_UNKNOWN_COMMAND,
-                                      "detail": p.MESSAGES[message_type][0]})
+            self._reply(
+                seq, p.NACK, {"code": p.NACK_UNKNOWN_COMMAND, "detail": p.MESSAGES[message_type][0]}
+            )
             return
         if self._is_duplicate(seq, message_type == p.HELLO):
             return
@@ -234,8 +256,12 @@ class BandCore:
     def record_heart_rate(self, bpm, rr_1024, contact, now_us):
         self._emit(
             p.HEART_RATE_SAMPLE,
-            {"band_time_us": now_us, "bpm": bpm, "contact": bool(contact),
-             "rr_1024": list(rr_1024)},
+            {
+                "band_time_us": now_us,
+                "bpm": bpm,
+                "contact": bool(contact),
+                "rr_1024": list(rr_1024),
+            },
             now_us,
         )
 
@@ -299,8 +325,11 @@ class BandCore:
         if message_type == p.HELLO:
             return self._hello(fields, now_us)
         if message_type == p.TIME_SYNC_REQUEST:
-            return p.TIME_SYNC_RESPONSE, {"host_send_us": fields["host_send_us"],
-                                          "band_receive_us": now_us, "band_send_us": now_us}
+            return p.TIME_SYNC_RESPONSE, {
+                "host_send_us": fields["host_send_us"],
+                "band_receive_us": now_us,
+                "band_send_us": now_us,
+            }
         if message_type == p.PLAN_CHUNK:
             return self._plan_chunk(fields)
         if message_type == p.START:
@@ -325,8 +354,10 @@ class BandCore:
         low = fields["min_version"]
         high = fields["max_version"]
         if not low <= p.PROTOCOL_VERSION <= high:
-            return _nack(p.NACK_UNSUPPORTED_VERSION,
-                         "band speaks v%d, host v%d..v%d" % (p.PROTOCOL_VERSION, low, high))
+            return _nack(
+                p.NACK_UNSUPPORTED_VERSION,
+                "band speaks v%d, host v%d..v%d" % (p.PROTOCOL_VERSION, low, high),
+            )
         info = self.info
         reply = {
             "protocol_version": p.PROTOCOL_VERSION,
@@ -379,8 +410,10 @@ class BandCore:
         if self.state in _LIVE:
             return _nack(p.NACK_BUSY, "a session is running; stop it before sending a plan")
         if total > self.info.max_plan_bytes:
-            return _nack(p.NACK_PLAN_TOO_LARGE, "plan of %d bytes; this band holds %d"
-                         % (total, self.info.max_plan_bytes))
+            return _nack(
+                p.NACK_PLAN_TOO_LARGE,
+                "plan of %d bytes; this band holds %d" % (total, self.info.max_plan_bytes),
+            )
         if chunk_id != self._upload_id or offset == 0:
             self._upload_id = chunk_id
             self._upload = bytearray()
@@ -407,14 +440,17 @@ class BandCore:
         except p.ProtocolError as exc:
             return _nack(p.NACK_MALFORMED, str(exc)[:200])
         if len(plan.steps) > self.info.max_steps:
-            return _nack(p.NACK_PLAN_TOO_LARGE,
-                         "%d steps; max %d" % (len(plan.steps), self.info.max_steps))
+            return _nack(
+                p.NACK_PLAN_TOO_LARGE, "%d steps; max %d" % (len(plan.steps), self.info.max_steps)
+            )
         longest = 0
         for step in plan.steps:
             longest = max(longest, len(step.name.encode("utf-8")))
         if longest > self.info.max_name_length:
-            return _nack(p.NACK_PLAN_TOO_LARGE, "a step name of %d bytes; max %d"
-                         % (longest, self.info.max_name_length))
+            return _nack(
+                p.NACK_PLAN_TOO_LARGE,
+                "a step name of %d bytes; max %d" % (longest, self.info.max_name_length),
+            )
         self.plan = plan
         self.plan_id = expected_id
         self.timeline = p.build_timeline(plan)
@@ -430,8 +466,10 @@ class BandCore:
         if fields["plan_id"] != self.plan_id:
             return _nack(p.NACK_PLAN_MISMATCH, "START names a plan this band does not hold")
         if transition(self.state, T_START) is None:
-            return _nack(p.NACK_BAD_STATE, "workout %08x is already running; stop it first"
-                         % running.session_id)
+            return _nack(
+                p.NACK_BAD_STATE,
+                "workout %08x is already running; stop it first" % running.session_id,
+            )
         if session_id == 0:
             return _nack(p.NACK_OUT_OF_RANGE, "session_id 0 means no workout: pick 1..2**32-1")
         if running is not None and session_id == running.session_id:
@@ -439,8 +477,11 @@ class BandCore:
         start_at = fields["start_at_us"]
         late = now_us - start_at
         if late > MAX_START_LATE_US or -late > MAX_START_LEAD_US:
-            return _nack(p.NACK_OUT_OF_RANGE, "start at %d us is %d us from the band's clock "
-                         "(%d us): sync the clocks first" % (start_at, late, now_us))
+            return _nack(
+                p.NACK_OUT_OF_RANGE,
+                "start at %d us is %d us from the band's clock "
+                "(%d us): sync the clocks first" % (start_at, late, now_us),
+            )
         if start_at + self.timeline.total_us > MAX_BAND_TIME_US:
             return _nack(p.NACK_OUT_OF_RANGE, "the workout would end past the band's clock range")
         self._move(T_START)
@@ -480,8 +521,11 @@ class BandCore:
         if run is None or transition(self.state, T_ADJUST) is None:
             return _nack(p.NACK_BAD_STATE, "no session to adjust")
         if not self._fits(run, run.shift_us, run.adjust_us + delta_us):
-            return _nack(p.NACK_OUT_OF_RANGE, "an adjustment of %d us would put the rest of the "
-                         "timeline outside the band's clock" % delta_us)
+            return _nack(
+                p.NACK_OUT_OF_RANGE,
+                "an adjustment of %d us would put the rest of the "
+                "timeline outside the band's clock" % delta_us,
+            )
         run.adjust_us += delta_us
         return _ACK
 
@@ -507,12 +551,14 @@ class BandCore:
         segments = timeline.segments
         elapsed = run.elapsed(now_us)
         while True:
-            segment_at = segments[run.next_segment][2] if run.next_segment < len(segments) \
-                else None
+            segment_at = segments[run.next_segment][2] if run.next_segment < len(segments) else None
             cue_at = cues[run.next_cue][4] if run.next_cue < len(cues) else None
             # At equal times the step change is reported before its first cue.
-            if segment_at is not None and segment_at <= elapsed and \
-                    (cue_at is None or segment_at <= cue_at):
+            if (
+                segment_at is not None
+                and segment_at <= elapsed
+                and (cue_at is None or segment_at <= cue_at)
+            ):
                 segment = segments[run.next_segment]
                 run.next_segment += 1
                 self.round = segment[0]
@@ -570,8 +616,15 @@ class BandCore:
         self._motor.append((cue_id, kind, pattern, now_us))
         self._emit(
             p.CUE_FIRED,
-            {"band_time_us": now_us, "cue_id": cue_id, "kind": kind, "round": round_number,
-             "step_index": step, "planned_us": planned_us, "fired_us": now_us},
+            {
+                "band_time_us": now_us,
+                "cue_id": cue_id,
+                "kind": kind,
+                "round": round_number,
+                "step_index": step,
+                "planned_us": planned_us,
+                "fired_us": now_us,
+            },
             now_us,
         )
 
@@ -579,9 +632,14 @@ class BandCore:
         shift = self._run.shift_us if self._run is not None else 0
         self._emit(
             p.SESSION_STATE,
-            {"band_time_us": now_us if at_us is None else at_us, "state": state,
-             "round": self.round, "step_index": self.step_index, "shift_us": shift,
-             "cause": cause},
+            {
+                "band_time_us": now_us if at_us is None else at_us,
+                "state": state,
+                "round": self.round,
+                "step_index": self.step_index,
+                "shift_us": shift,
+                "cause": cause,
+            },
             now_us,
         )
 

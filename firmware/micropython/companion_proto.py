@@ -361,8 +361,9 @@ def check_envelope(data, check_version=True):
     if crc16(data[: size - 2]) != data[size - 2] | (data[size - 1] << 8):
         raise FrameError("CRC mismatch: the frame was corrupted", "crc")
     if check_version and data[0] != FRAME_VERSION:
-        raise UnsupportedVersionError("frame version %d; this band speaks %d"
-                                      % (data[0], FRAME_VERSION))
+        raise UnsupportedVersionError(
+            "frame version %d; this band speaks %d" % (data[0], FRAME_VERSION)
+        )
 
 
 def decode_header(data):
@@ -472,7 +473,13 @@ class Pattern:
 
 class Plan:
     __slots__ = (
-        "countdown", "name", "pattern_list", "patterns", "round_rest_ms", "rounds", "steps"
+        "countdown",
+        "name",
+        "pattern_list",
+        "patterns",
+        "round_rest_ms",
+        "rounds",
+        "steps",
     )
 
     def __init__(self, name, rounds, round_rest_ms, countdown, steps, pattern_list):
@@ -575,8 +582,10 @@ def encode_plan(plan):
         raw = value.encode("utf-8")
         return bytes((len(raw),)) + raw
 
-    parts = [text(plan.name), struct.pack("<BIBB", plan.rounds, plan.round_rest_ms,
-                                          plan.countdown, len(plan.steps))]
+    parts = [
+        text(plan.name),
+        struct.pack("<BIBB", plan.rounds, plan.round_rest_ms, plan.countdown, len(plan.steps)),
+    ]
     for s in plan.steps:
         parts.append(text(s.name))
         parts.append(struct.pack("<BIB", s.kind, s.duration_ms, 1 if s.switch_side else 0))

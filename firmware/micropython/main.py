@@ -55,11 +55,16 @@ heart_rate = aioble.Service(_HEART_RATE)
 hrm = aioble.Characteristic(heart_rate, _HRM, notify=True)
 aioble.Characteristic(heart_rate, _BODY_SENSOR_LOCATION, read=True, initial=b"\x02")
 battery = aioble.Service(_BATTERY)
-battery_level = aioble.Characteristic(battery, _BATTERY_LEVEL, read=True, notify=True,
-                                      initial=b"\x64")
+battery_level = aioble.Characteristic(
+    battery, _BATTERY_LEVEL, read=True, notify=True, initial=b"\x64"
+)
 device_info = aioble.Service(_DEVICE_INFO)
-for uuid, text in ((0x2A29, "Companion Project"), (0x2A24, "MicroPython Band"),
-                   (0x2A26, board.FIRMWARE), (0x2A25, board.SERIAL)):
+for uuid, text in (
+    (0x2A29, "Companion Project"),
+    (0x2A24, "MicroPython Band"),
+    (0x2A26, board.FIRMWARE),
+    (0x2A25, board.SERIAL),
+):
     aioble.Characteristic(device_info, bluetooth.UUID(uuid), read=True, initial=text.encode())
 aioble.register_services(companion, heart_rate, battery, device_info)
 
@@ -72,8 +77,9 @@ ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_YESNO
 
 clock = Clock64()
 core = companion_band.BandCore(
-    companion_band.BandInfo(firmware_version=board.FIRMWARE, motor=p.MOTOR_VIBRATE
-                            | p.MOTOR_INTENSITY),
+    companion_band.BandInfo(
+        firmware_version=board.FIRMWARE, motor=p.MOTOR_VIBRATE | p.MOTOR_INTENSITY
+    ),
     boot_id=clock.now_us() ^ (id(clock) & 0x7FFFFFFF),  # differs from boot to boot
 )
 inbox = []

@@ -175,7 +175,7 @@ def test_run_reaches_a_band_served_by_companion_sim_in_another_process(
 ) -> None:
     plan = tmp_path / "tiny.toml"
     plan.write_text('name = "tiny"\n[[steps]]\nname = "Plank"\nduration = 2\n')
-    command = [sys.executable, "-m", "companion", "sim", "--port", "0"]
+    command = [sys.executable, "-m", "companion", "sim", "--port", "0", "--auto-confirm"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None

@@ -29,6 +29,7 @@ async def test_scan_connect_read_subscribe_write_and_disconnect() -> None:
             serial = await client.read_gatt_char(gatt.SERIAL_NUMBER_UUID)
             assert serial == b"SIM0042"
             assert client.mtu_size == 247
+            await client.pair()  # the companion band's heart rate and events need it
             heart_rates: asyncio.Queue[fp.HeartRateMeasurement] = asyncio.Queue()
             await client.start_notify(
                 gatt.HEART_RATE_MEASUREMENT_UUID,
@@ -42,7 +43,6 @@ async def test_scan_connect_read_subscribe_write_and_disconnect() -> None:
             await client.start_notify(
                 gatt.EVENTS_CHAR_UUID, lambda _c, d: replies.put_nowait(bytes(d))
             )
-            await client.pair()
             hello = fp.fragment(fp.encode_frame(fp.Hello(2, 2), 5), client.mtu_size - 3)
             for piece in hello:
                 await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, piece, response=True)

@@ -71,7 +71,16 @@ def _serving() -> Iterator[Server]:
     """``python -m companion.sim`` in a subprocess; on exit, SIGTERM and a clean stderr."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-W", "error", "-m", "companion.sim", "--port", str(port)],
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "companion.sim",
+            "--port",
+            str(port),
+            "--auto-confirm",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
