@@ -391,10 +391,85 @@ def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
     )
 
 
+# -- FIT files (the optional 'fit' extra) ----------------------------------------------
+
+
+def _export_fit(store: Store, session_id: str, path: Path) -> Path:
+    try:
+        from .fit import export_fit
+    except ImportError as exc:
+        raise CompanionError(str(exc)) from exc
+    return export_fit(store, session_id, path)
+
+
+class _PlansCommand(click.Command):
+    """`plans [NAME]`, and `plans import WORKOUT.fit`: the one subcommand of `plans`."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        if args[:1] == ["import"]:
+            return plans_import.make_context(
+                f"{info_name} import", args[1:], parent=parent, **extra
+            )
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command("import")
+@click.argument("workout", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan to this TOML file  [default: print it]",
+)
+def plans_import(workout: Path, output: Path | None) -> None:
+    """Turn a FIT workout file (from a training platform) into a TOML plan.
+
+    Timed steps become steps, rest and recovery steps rests, repeats rounds;
+    steps the band cannot time (distance, lap press, calories, reps without a
+    time) are refused with the step named. The mapping is in docs/plans.md.
+    `companion run WORKOUT.fit` runs the file without converting it.
+    """
+    from .plan import plan_to_toml
+
+    try:
+        try:
+            from .fit import load_fit_plan
+        except ImportError as exc:
+            raise CompanionError(str(exc)) from exc
+        plan = load_fit_plan(workout)
+        text = plan_to_toml(plan)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CompanionError(
+                f"cannot write the plan to {output}: {exc.strerror}. "
+                "Check that the folder exists and is writable, or choose another path"
+            ) from exc
+    except CompanionError as exc:
+        _fail(str(exc))
+    console.print(
+        f"{workout} -> {output}: {len(plan.steps)} steps x {plan.rounds} rounds, "
+        f"{plan.total_s / 60:.1f} min. Run it: companion run {output} --sim",
+        highlight=False,
+    )
+
+
 # -- plans and history -----------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    cls=_PlansCommand,
+    epilog="Import a FIT workout: companion plans import WORKOUT.fit -o PLAN.toml",
+)
 @click.argument("name", required=False)
 def plans(name: str | None) -> None:
     """List the built-in plans, or show the steps of one (a name or a TOML file)."""
@@ -465,13 +540,20 @@ def history(db: Path | None, limit: int) -> None:
     help="Report file: .html or .png  [default: companion-SESSION.html]",
 )
 @click.option("--tcx", type=click.Path(dir_okay=False, path_type=Path), help="Also export TCX.")
+@click.option(
+    "--fit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also export a FIT activity (needs the 'fit' extra).",
+)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
-def report(session: str, output: Path | None, tcx: Path | None, db: Path | None) -> None:
+def report(
+    session: str, output: Path | None, tcx: Path | None, fit: Path | None, db: Path | None
+) -> None:
     """Write a report of SESSION (an id or its first characters, see `companion history`).
 
     The report charts heart rate with each exercise shaded, the cue markers,
-    a per-round summary and the cue timing. --tcx also writes the session for
-    training platforms.
+    a per-round summary and the cue timing. --tcx and --fit also write the
+    session for training platforms (FIT: one lap per step).
     """
     from .export import export_tcx
     from .report import write_report
@@ -483,6 +565,8 @@ def report(session: str, output: Path | None, tcx: Path | None, db: Path | None)
             console.print(f"report written to {path}")
             if tcx is not None:
                 console.print(f"TCX written to {export_tcx(store, record.id, tcx)}")
+            if fit is not None:
+                console.print(f"FIT written to {_export_fit(store, record.id, fit)}")
     except CompanionError as exc:
         _fail(str(exc))
 
