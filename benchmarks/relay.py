@@ -64,6 +64,7 @@ import aiomqtt
 
 from companion.band import Band
 from companion.clock import LoopClock
+from companion.errors import CompanionError
 from companion.events import HeartRate, SessionEvent
 from companion.mqtt import BrokerConfig, Relay, free_loopback_port
 from companion.mqtt.topics import event_payload, heart_rate_payload
@@ -76,6 +77,7 @@ _LIMIT_MS: Final = 100.0
 _EVENT_FILTER: Final = "companion/+/event"
 _HARD_BUDGET_S: Final = 50.0
 _BANDS_PER_SERVER: Final = 50
+_CONNECTS_AT_ONCE: Final = 16
 _STATE_FILLER: Final = b"x" * 420  # a retained state message is ~450 bytes
 
 
@@ -283,7 +285,7 @@ class SimServer:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         assert process.stdout is not None
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(90):  # 50 bands power on: seconds on a loaded machine
             while not (found := _READY.search(await process.stdout.readline())):
                 pass
         names = [f"B{n + 1}" for n in range(_BANDS_PER_SERVER)]
@@ -344,6 +346,9 @@ class Host:
         self.tasks: list[asyncio.Task[Any]] = []
         self.relayed = 0
         self.raw = 0
+        self.sessions: list[Session] = []
+        self.failed = 0  # bands that did not connect (reported, not fatal: a loaded machine)
+        self._connecting = asyncio.Semaphore(_CONNECTS_AT_ONCE)
 
     def _backend(self, server: SimServer) -> Any:
         if server.index not in self.backends:  # one adapter per server, as one dongle
@@ -351,9 +356,10 @@ class Host:
         return self.backends[server.index]
 
     async def _connect(self, server: SimServer, name: str) -> Band:
-        return await self.stack.enter_async_context(
-            Band.connect(name, backend=self._backend(server), clock=self.clock, scan_timeout=30)
-        )
+        async with self._connecting:
+            return await self.stack.enter_async_context(
+                Band.connect(name, backend=self._backend(server), clock=self.clock, scan_timeout=30)
+            )
 
     async def add_relayed(self, server: SimServer, name: str) -> None:
         band = await self._connect(server, name)
@@ -366,6 +372,7 @@ class Host:
         )
         await self.stack.enter_async_context(relay)
         self.tasks.append(asyncio.create_task(session.run()))
+        self.sessions.append(session)
         self.relayed += 1
 
     async def add_raw(self, server: SimServer, name: str) -> asyncio.Task[None]:
@@ -387,9 +394,12 @@ class Host:
         loop = asyncio.get_running_loop()
         state_at = -math.inf
         number = 0
+        began = self.clock.now()
         async with client:
             async for event in band.events():
-                if not isinstance(event, HeartRate):
+                # samples held until the first sync come at once: the relay's session does not
+                # time them either (they precede its start)
+                if not isinstance(event, HeartRate) or event.t < began:
                     continue
                 number += 1
                 numbered = SessionEvent(band_id, "raw", number, datetime.now(UTC), event)
@@ -398,6 +408,14 @@ class Host:
                 if loop.time() - state_at >= 1.0:
                     await client.publish(f"{prefix}/state", _STATE_FILLER, qos=1, retain=True)
                     state_at = loop.time()
+
+    async def started(self, within_s: float) -> None:
+        """Wait until every relayed session has started (its heart rate is then relayed)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                # polled: a Session has no "started" event to wait on
+                while any(s.phase.value == "idle" for s in self.sessions):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
 
     async def close(self, within_s: float) -> None:
         for task in self.tasks:
@@ -445,14 +463,21 @@ async def _connect_all(host: Host, fleet: Fleet, count: int, *, raw_every: int =
     """Connect ``count`` more bands at once; every ``raw_every``-th is a raw one. Seconds."""
     began = time.monotonic()
     taken = await fleet.take(count)
-    await asyncio.gather(
+    results = await asyncio.gather(
         *(
             host.add_raw(server, name)
             if raw_every and n % raw_every == 1
             else host.add_relayed(server, name)
             for n, (server, name) in enumerate(taken)
-        )
+        ),
+        return_exceptions=True,
     )
+    for result in results:
+        if isinstance(result, CompanionError):
+            host.failed += 1
+            print(f"  a band did not connect: {result}", file=sys.stderr)
+        elif isinstance(result, BaseException):
+            raise result
     return time.monotonic() - began
 
 
@@ -517,8 +542,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             paired = Host(mosquitto.config, directory, store)
             wall_offset = time.time() - paired.clock.now()
             await _connect_all(paired, fleet, 2 * pair, raw_every=2)
+            await paired.started(30.0)
             await asyncio.sleep(settle_s)
             both = await _measure(paired, subscriber, pair_s, wall_offset)
+            paired_failed = paired.failed
             await paired.close(3.0)
             # -- 2. the ramp -----------------------------------------------------------
             host = Host(mosquitto.config, directory, store)
@@ -526,15 +553,17 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             rss_before = _rss_mb()
             connect_s_per_band = 0.05
             for count in counts:
-                adding = count - host.relayed
+                adding = count - host.relayed - host.failed
                 needed = adding * connect_s_per_band + settle_s + step_s + 1.0
                 if time.monotonic() + needed > deadline:
                     reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
                     break
                 connect_s = await _connect_all(host, fleet, adding)
                 connect_s_per_band = max(connect_s_per_band, connect_s / max(1, adding))
+                await host.started(30.0)
                 await asyncio.sleep(settle_s)
                 window = await _measure(host, subscriber, step_s, wall_offset)
+                count = host.relayed
                 step = RampStep(count, window, connect_s, (_rss_mb() - rss_before) / count)
                 steps.append(step)
                 f = window.relay
@@ -546,10 +575,14 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                     file=sys.stderr,
                     flush=True,
                 )
+                if f.count == 0:
+                    reason = f"no heart rate relayed at {count} bands in the window"
+                    break
                 if not f.p99_ms <= _LIMIT_MS:
                     reason = f"latency (p99 {f.p99_ms:.1f} ms at {count} bands)"
                     break
             sim_rss_per_band = fleet.rss_mb() / max(1, host.relayed)
+            ramp_failed = host.failed
             await host.close(3.0)
         finally:
             with contextlib.suppress(TimeoutError):
@@ -609,6 +642,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "ramp": {str(s.bands): r(s.window.relay.p99_ms, 2) for s in steps},
         "ramp_capped_by": capped_by,
         "paired_bands": pair,
+        "bands_not_connected": paired_failed + ramp_failed,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "persistence": not args.no_persistence,
         "quick": args.quick,
