@@ -10,12 +10,14 @@ another process serves with :class:`SimServer` (``companion sim``).
 from __future__ import annotations
 
 from .band import BandClock, Motor, VirtualBand, VirtualBandConfig
+from .cores import BandCore
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
 
 __all__ = [
     "BandClock",
+    "BandCore",
     "Motor",
     "RemoteAdapter",
     "SimServer",
