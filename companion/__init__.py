@@ -1,6 +1,7 @@
 """companion: the host library for BLE fitness bands that run band-timed workout cues.
 
-The names most scripts need are here; the MQTT relay is :mod:`companion.mqtt`
+The names most scripts need are here, every error among them (so one import
+catches what the README lists); the MQTT relay is :mod:`companion.mqtt`
 and the virtual band :mod:`companion.sim` (imported only when used).
 """
 
@@ -10,7 +11,20 @@ __version__ = "0.1.0"
 
 from .band import Band
 from .clock import Clock, LoopClock
-from .errors import CompanionError
+from .errors import (
+    BandNotFoundError,
+    BluetoothUnavailableError,
+    BrokerError,
+    CommandError,
+    CompanionError,
+    IncompatibleBandError,
+    LinkLostError,
+    PairingRequiredError,
+    PlanError,
+    PlanTooLargeError,
+    ReportError,
+    StoreError,
+)
 from .events import SessionEvent
 from .plan import Plan, Step, builtin_plan, load_plan
 from .session import Session
@@ -19,16 +33,27 @@ from .store import Store
 
 __all__ = [
     "Band",
+    "BandNotFoundError",
+    "BluetoothUnavailableError",
+    "BrokerError",
     "Clock",
+    "CommandError",
     "CompanionError",
+    "IncompatibleBandError",
+    "LinkLostError",
     "LoopClock",
+    "PairingRequiredError",
     "Plan",
+    "PlanError",
+    "PlanTooLargeError",
+    "ReportError",
     "Session",
     "SessionEvent",
     "SessionPhase",
     "SessionSnapshot",
     "Step",
     "Store",
+    "StoreError",
     "__version__",
     "builtin_plan",
     "load_plan",

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .band import Band
@@ -23,9 +24,9 @@ from .ble.backend import BleakBackend
 from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
-from .plan import BUILTIN_PLANS, builtin_plan, resolve_plan
+from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
 from .session import Session
-from .store import Store
+from .store import Store, default_store_path
 from .view import LiveView
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ _LATE_CUE_MS: Final = 50.0
 # 2-core machine falls behind them (300x still works); 100x keeps a margin.
 _MAX_SPEED: Final = 100.0
 
-console = Console()
-errors = Console(stderr=True)
+# No markup: plan names, tips, band names and error messages are the user's text and are
+# shown as written (`Plank [hold]`); styles are given as rich Text, never parsed from strings.
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -53,7 +56,7 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     sys.exit(1)
 
 
@@ -73,8 +76,19 @@ def _run_async(main: Callable[[], Awaitable[_T]]) -> _T:
     raise AssertionError("unreachable")
 
 
-def _store(db: Path | None) -> Store:
-    return Store(db) if db else Store()
+def _store(db: Path | None, *, create: bool = True) -> Store:
+    return Store(db, create=create) if db else Store(create=create)
+
+
+def _one_band(sim: bool, target: str | None, option: str) -> None:
+    """``--sim`` and a real band exclude each other; one of them is needed."""
+    if sim and target is not None:
+        raise click.UsageError(
+            f"--sim and {option} conflict: --sim is a virtual band in this process, "
+            f"{option} a real band (or one served by `companion sim`); give only one of them"
+        )
+    if not sim and target is None:
+        raise click.UsageError(f"choose a band with {option}, or --sim for a virtual band")
 
 
 @contextlib.asynccontextmanager
@@ -154,7 +168,11 @@ def main(verbose: int) -> None:
     show_default=True,
     help="With --sim: run the workout this many times faster (a demo; at most 100).",
 )
-@click.option("--rounds", type=click.IntRange(1, 5), help="Repeat the plan N times (1-5).")
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, MAX_ROUNDS),
+    help=f"Repeat the plan N times (1-{MAX_ROUNDS}) [default: the plan's own].",
+)
 @click.option(
     "--scan-timeout",
     type=click.FloatRange(min=0.1),
@@ -194,8 +212,7 @@ def run(
     history (`companion history`) and relayed over MQTT for dashboards.
     Ctrl-C stops the workout on the band and keeps what was recorded.
     """
-    if sim == (target is not None):
-        raise click.UsageError("choose a band with --band ADDRESS, or --sim for a virtual band")
+    _one_band(sim, target, "--band ADDRESS")
     if speed != 1.0 and not sim:
         raise click.UsageError("--speed only applies to a virtual band (--sim)")
     if no_mqtt and mqtt_url:
@@ -208,6 +225,7 @@ def run(
     async def go() -> None:
         clock = LoopClock(speed)
         async with contextlib.AsyncExitStack() as stack:
+            store = stack.enter_context(_store(db))  # a bad data folder fails before the band
             backend: BleakBackend | None = None
             address = target or ""
             if address.startswith("sim://"):
@@ -219,10 +237,7 @@ def run(
             band = await stack.enter_async_context(
                 Band.connect(address, backend=backend, clock=clock, scan_timeout=scan_timeout)
             )
-            store = stack.enter_context(_store(db))
-            # Timer jitter of the host's event loop is scaled by --speed too: at 60x one real
-            # millisecond reads as 60 workout milliseconds, so the "late" threshold scales.
-            session = Session(band, workout, store=store, late_cue_ms=_LATE_CUE_MS * speed)
+            session = Session(band, workout, store=store, late_cue_ms=_LATE_CUE_MS)
             relay = None
             if not no_mqtt:
                 relay = await stack.enter_async_context(
@@ -232,7 +247,7 @@ def run(
                 async with LiveView(session, console, relay):
                     await session.run()
             finally:
-                _print_summary(store, session.session_id, speed)
+                _print_summary(store, session.session_id)
 
     _run_async(go)
 
@@ -259,13 +274,13 @@ async def _relay(
         yield await stack.enter_async_context(Relay(session, config, heart_rate=heart_rate))
 
 
-def _print_summary(store: Store, session_id: str, speed: float) -> None:
+def _print_summary(store: Store, session_id: str) -> None:
     try:
         summary = store.summary(session_id)
     except CompanionError:
         return  # the session never started: nothing was recorded
     table = Table(title=f"session {session_id}", show_header=False, title_justify="left")
-    table.add_row("outcome", summary.outcome)
+    table.add_row("outcome", Text(summary.outcome))
     table.add_row("duration", f"{summary.duration_s / 60:.1f} min")
     table.add_row("rounds done", str(summary.rounds_done))
     if summary.cue_error_p50_ms is not None:
@@ -273,8 +288,10 @@ def _print_summary(store: Store, session_id: str, speed: float) -> None:
             "cue timing",
             f"{summary.cues} cues, error p50 {summary.cue_error_p50_ms:.1f} ms, "
             f"p99 {summary.cue_error_p99_ms:.1f} ms, max {summary.cue_error_max_ms:.1f} ms"
-            + (f" (workout time at {speed:g}x: divide by {speed:g})" if speed != 1 else ""),
+            + (" (real time)" if summary.speed != 1 else ""),
         )
+    if summary.speed != 1:
+        table.add_row("speed", f"{summary.speed:g}x (a demo): duration is workout time")
     if summary.hr_avg is not None:
         table.add_row("heart rate", f"avg {summary.hr_avg:.0f} bpm, max {summary.hr_max} bpm")
     console.print(table)
@@ -326,8 +343,7 @@ def pair(address: str | None, sim: bool) -> None:
     prompt, run `bluetoothctl`, then `agent on` and `default-agent`, and keep
     it open while pairing.
     """
-    if sim == (address is not None):
-        raise click.UsageError("give the band's ADDRESS, or --sim for a virtual band")
+    _one_band(sim, address, "ADDRESS")
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -342,8 +358,11 @@ def pair(address: str | None, sim: bool) -> None:
             band = await stack.enter_async_context(Band.connect(target, backend=backend))
             info = band.info
             console.print(
-                f"[green]paired[/] with {info.name} ({info.model or 'band'}, firmware "
-                f"{info.firmware or '?'}) at {target}"
+                Text.assemble(
+                    ("paired", "green"),
+                    f" with {info.name} ({info.model or 'band'}, firmware "
+                    f"{info.firmware or '?'}) at {target}",
+                )
             )
 
     _run_async(go)
@@ -391,14 +410,16 @@ def plans(name: str | None) -> None:
         plan = resolve_plan(name)
     except CompanionError as exc:
         _fail(str(exc))
-    table = Table("#", "step", "seconds", "switch side", "tip", title=f"{plan.name}: {plan.title}")
+    table = Table(
+        "#", "step", "seconds", "switch side", "tip", title=Text(f"{plan.name}: {plan.title}")
+    )
     for index, step in enumerate(plan.steps, 1):
         switch = f"at {step.duration_s / 2:g} s" if step.switch_side else ""
         table.add_row(str(index), step.name, f"{step.duration_s:g}", switch, step.tip)
     console.print(table)
     console.print(f"rounds: {plan.rounds}, rest between rounds: {plan.round_rest_s:g} s")
     for note in plan.notes:
-        console.print(f"[bold red]{note}[/]")
+        console.print(Text(note, style="bold red"))
 
 
 @main.command()
@@ -406,8 +427,12 @@ def plans(name: str | None) -> None:
 @click.option("--limit", type=int, default=20, show_default=True)
 def history(db: Path | None, limit: int) -> None:
     """List recorded sessions, newest first."""
+    default = default_store_path()
+    if db is None and not default.exists() and not default.parent.is_file():
+        console.print("no sessions yet: run one with `companion run --sim --speed 10`")
+        return  # reading the history never creates it
     try:
-        with _store(db) as store:
+        with _store(db, create=False) as store:
             records = store.sessions()[:limit]
             table = Table("session", "started (UTC)", "plan", "rounds", "outcome", "HR avg/max")
             for record in records:
@@ -452,7 +477,7 @@ def report(session: str, output: Path | None, tcx: Path | None, db: Path | None)
     from .report import write_report
 
     try:
-        with _store(db) as store:
+        with _store(db, create=False) as store:
             record = store.session(session)
             path = write_report(store, record.id, output or Path(f"companion-{record.id}.html"))
             console.print(f"report written to {path}")
@@ -481,6 +506,8 @@ def monitor(mqtt_url: str, ca_file: Path | None, band_id: str | None, exit_when_
 
     Subscribes to the relay's topics (companion/<band>/state and /event) and
     shows the same view as `companion run`; nothing but the broker is needed.
+    It waits for a broker that is not up yet (or restarts), saying so. Ctrl-C
+    quits the monitor only: the workout goes on on the band.
     """
     from .mqtt import BrokerConfig
     from .mqtt.monitor import monitor as follow

@@ -55,6 +55,7 @@ class StopReason(enum.StrEnum):
     HOST = "host"  # the host asked (CLI, Ctrl-C, MQTT command)
     LINK = "link"  # the band vanished and did not come back
     REBOOT = "reboot"  # the band restarted and lost the workout (battery, crash, reset)
+    STORAGE = "storage"  # the history could not be written (disk full): the host stopped it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +68,20 @@ class CueFired:
     step_index: int
     planned: float  # host clock, from the host's mirror of the timeline
     fired: float  # host clock, converted from the band's timestamp
+    # Host-clock seconds per real second (``Clock.rate``): 10 in a `--speed 10` demo.
+    speed: float = 1.0
+    # Where the cue is in the plan: seconds from the timeline's 0, pauses left out
+    # (None for the "stopped" cue, which is not on the plan, and in older records).
+    offset_s: float | None = None
 
     @property
     def error_ms(self) -> float:
-        """How late (positive) or early the cue fired, in milliseconds."""
-        return (self.fired - self.planned) * 1000.0
+        """How late (positive) or early the cue fired, in real milliseconds.
+
+        Real, not workout, time: at ``--speed 10`` a cue 2 ms late on the wrist
+        is 20 ms late on the sped-up host clock, and 2 ms is what happened.
+        """
+        return (self.fired - self.planned) * 1000.0 / self.speed
 
 
 @dataclass(frozen=True, slots=True)

@@ -445,8 +445,10 @@ def _draw_cue_timing(ax: Axes, report: SessionReport) -> None:
         ax.set_ylim(-limit, limit)
     else:
         ax.text(0.5, 0.5, "no cues were played", transform=ax.transAxes, ha="center")
-    ax.set_ylabel("cue error (ms)")
-    ax.set_xlabel("minutes from the start of the workout")
+    speed = report.summary.speed
+    ax.set_ylabel("cue error (real ms)" if speed != 1 else "cue error (ms)")
+    where = "minutes from the start of the workout"
+    ax.set_xlabel(f"{where} (run at {speed:g}x)" if speed != 1 else where)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -473,6 +475,8 @@ def render_html(report: SessionReport, png: bytes) -> str:
         ("Timing error p99", _ms(summary.cue_error_p99_ms)),
         ("Timing error max", _ms(summary.cue_error_max_ms)),
     ]
+    if summary.speed != 1:  # said once: every cue error on the page is real time already
+        cue_stats.append(("Speed", f"{summary.speed:g}x (a demo); cue errors are real ms"))
     round_rows = [
         (
             str(row.round),

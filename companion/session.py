@@ -21,7 +21,7 @@ from typing import Final
 import firmware_protocol as fp
 
 from .band import Band
-from .errors import CompanionError, LinkLostError
+from .errors import CompanionError, LinkLostError, StoreError
 from .events import (
     BandStateChanged,
     Battery,
@@ -131,7 +131,7 @@ class Session:
         self.store = store
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self._resync_every_s = resync_every_s
-        self.late_cue_ms = late_cue_ms  # a cue acknowledged later than this is a warning
+        self.late_cue_ms = late_cue_ms  # a cue acknowledged later than this (real ms) is a warning
         self._hr_fresh_s = heart_rate_fresh_s
         self._timeline = fp.build_timeline(plan.to_wire())
         self._cues = {cue.cue_id: cue for cue in self._timeline.cues}
@@ -142,6 +142,7 @@ class Session:
         self._heart_rate: HeartRate | None = None
         self._battery: int | None = None
         self._started = False
+        self._storage_error: StoreError | None = None  # the history failed: stop the workout
         self._finished = asyncio.Event()
         self._start_requested = asyncio.Event()
 
@@ -283,8 +284,17 @@ class Session:
                 with contextlib.suppress(asyncio.CancelledError):
                     await resync
         except asyncio.CancelledError:
-            await self._stop_for_cancel()
+            await self._stop_by_host(StopReason.HOST)
             raise
+        except StoreError as exc:
+            # A workout that cannot be recorded is stopped, not followed blind: the person
+            # would lose it without knowing. What was written before stays.
+            self._storage_error = self._storage_error or exc
+            await self._stop_by_host(StopReason.STORAGE)
+            raise StoreError(
+                "the workout was stopped on the band (stopped: storage) and everything "
+                f"recorded before the failure is kept: {exc}"
+            ) from exc
         except LinkLostError as exc:
             self._set_end(SessionPhase.STOPPED)
             self._publish(SessionStopped(StopReason.LINK, self.band.clock.now()))
@@ -303,6 +313,8 @@ class Session:
     async def _follow(self, events: AsyncIterator[Event]) -> None:
         async for event in events:
             self._handle(event)
+            if self._storage_error is not None:
+                raise self._storage_error
             if self._mirror.phase in _END_PHASES:
                 return
 
@@ -316,7 +328,7 @@ class Session:
                 except CompanionError as exc:
                     logger.info("periodic time sync skipped: %s", exc)
 
-    async def _stop_for_cancel(self) -> None:
+    async def _stop_by_host(self, reason: StopReason) -> None:
         if self._mirror.phase not in _END_PHASES and self._mirror.phase is not SessionPhase.IDLE:
             try:
                 async with asyncio.timeout(_STOP_TIMEOUT_S):
@@ -324,8 +336,8 @@ class Session:
             except (TimeoutError, CompanionError) as exc:
                 logger.warning("could not stop the band: %s", exc)
             self._set_end(SessionPhase.STOPPED)
-            self._publish(SessionStopped(StopReason.HOST, self.band.clock.now()))
-        self._close("stopped: host")
+            self._publish(SessionStopped(reason, self.band.clock.now()))
+        self._close(f"stopped: {reason.value}")
 
     # -- turning band reports into session events ------------------------------------
 
@@ -428,6 +440,8 @@ class Session:
             step_index=event.step_index,
             planned=planned,
             fired=event.fired,
+            speed=self.band.clock.rate,  # so error_ms (and the "late" check) is in real ms
+            offset_s=cue.offset_us / 1_000_000,
         )
         self._publish(checked)
         if abs(checked.error_ms) > self.late_cue_ms:
@@ -457,8 +471,11 @@ class Session:
             event=event,
         )
         self._history.append(numbered)
-        if self.store is not None:
-            self.store.record(numbered)
+        if self.store is not None and self._storage_error is None:
+            try:
+                self.store.record(numbered)
+            except StoreError as exc:  # the follower stops the workout at its next event
+                self._storage_error = exc
         for subscriber in self._subscribers:
             subscriber.queue.put_nowait(numbered)
 

@@ -8,6 +8,7 @@ crash loses nothing already recorded. The schema is documented in
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -33,9 +34,16 @@ from .events import (
 )
 from .plan import Plan
 
-__all__ = ["SessionRecord", "SessionSummary", "Store", "default_store_path"]
+__all__ = [
+    "SessionRecord",
+    "SessionSummary",
+    "Store",
+    "default_store_path",
+    "open_private_database",
+]
 
 SCHEMA_VERSION: Final = 1
+_RESERVE_BYTES: Final = 64 * 1024  # room for the last writes of a session on a full disk
 _ZONES: Final = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 10.0))
 
 _SCHEMA: Final = """
@@ -76,6 +84,116 @@ def default_store_path() -> Path:
     return Path(base) / "sessions.sqlite3"
 
 
+_FIX: Final = "set COMPANION_DATA_DIR to a folder of yours (e.g. ~/companion)"
+
+
+def _folder_error(folder: Path, what: str, exc: OSError) -> StoreError:
+    """What went wrong making ``folder``, why, and what to do, for a person."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        why = f"{folder} is a file, not a folder"
+        fix = f"move that file aside, or {_FIX}"
+    elif isinstance(exc, FileNotFoundError):
+        why = f"the folder {folder.parent} does not exist"
+        fix = f"create it (mkdir -p {folder.parent}), or fix the path"
+    elif exc.errno == errno.EROFS:
+        why = f"{folder} is on a read-only file system"
+        fix = _FIX
+    elif isinstance(exc, PermissionError):
+        why = f"you may not create {folder} (permission denied)"
+        fix = _FIX
+    elif exc.errno == errno.ENOSPC:
+        why = f"the disk holding {folder} is full"
+        fix = f"free some space, or {_FIX}"
+    else:
+        why = f"{folder}: {exc.strerror or exc}"
+        fix = _FIX
+    return StoreError(f"cannot keep the {what} in {folder}: {why}. Fix: {fix}")
+
+
+def _file_error(path: Path, what: str, exc: OSError) -> StoreError:
+    folder = path.parent
+    if isinstance(exc, IsADirectoryError):
+        why = f"{path} is a folder, not a file"
+        fix = f"move it aside, or {_FIX}"
+    elif isinstance(exc, NotADirectoryError):
+        return _folder_error(folder, what, exc)
+    elif exc.errno == errno.EROFS:
+        why = f"{folder} is on a read-only file system"
+        fix = _FIX
+    elif isinstance(exc, PermissionError):
+        owner = "the file" if path.exists() else "the folder"
+        why = f"you may not write {owner} {path if path.exists() else folder} (read-only)"
+        fix = f"make it writable (chmod u+w {path if path.exists() else folder}), or {_FIX}"
+    elif exc.errno == errno.ENOSPC:
+        why = f"the disk holding {folder} is full"
+        fix = f"free some space, or {_FIX}"
+    else:
+        why = f"{path}: {exc.strerror or exc}"
+        fix = _FIX
+    return StoreError(f"cannot open the {what} {path}: {why}. Fix: {fix}")
+
+
+def open_private_database(
+    path: Path, *, what: str, create: bool = True, make_parents: bool = False
+) -> sqlite3.Connection:
+    """An SQLite file readable by its owner alone (0600 in a 0700 folder): it holds health data.
+
+    The file is created by the host itself, before SQLite opens it, so that an
+    unusable data folder (missing, read-only, a regular file, a full disk) is
+    reported as what it is instead of SQLite's "unable to open database file".
+    With ``create=False`` a missing file is an error and nothing is created.
+    SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions.
+    """
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise _folder_error(folder, what, FileExistsError(errno.EEXIST, "File exists"))
+    if not create and not path.exists():
+        raise StoreError(
+            f"there is no {what} at {path}: nothing has been recorded there. "
+            "Fix: check the path (sessions are recorded by `companion run`)"
+        )
+    if create:
+        if not folder.is_dir():
+            try:
+                folder.mkdir(mode=0o700, parents=make_parents)
+            except OSError as exc:
+                raise _folder_error(folder, what, exc) from exc
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise _file_error(path, what, exc) from exc
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise _database_error(path, what, exc) from exc
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a record survives a process crash; only a power cut may lose the last ones.
+        db.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise _database_error(path, what, exc) from exc
+    return db
+
+
+def _database_error(path: Path, what: str, exc: sqlite3.DatabaseError) -> StoreError:
+    """SQLite's own failure, said for a person; "damaged" only when the file is."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return StoreError(
+            f"cannot read the {what} {path}: the file is damaged or not a companion file "
+            f"({exc}). Fix: move it aside (sessions already exported stay safe), or {_FIX}"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        why, fix = f"the disk holding {path.parent} is full", f"free some space, or {_FIX}"
+    elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        why = f"{path} or its folder is read-only ({exc})"
+        fix = f"make both writable (chmod u+w), or {_FIX}"
+    else:
+        why, fix = f"{exc}", f"check the disk, or {_FIX}"
+    return StoreError(f"cannot use the {what} {path}: {why}. Fix: {fix}")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """One recorded session, as listed by ``companion history``."""
@@ -107,6 +225,9 @@ class SessionSummary:
     hr_avg: float | None
     hr_max: int | None
     zone_seconds: tuple[float, ...]  # time in each of 5 zones of max HR (50-60 % ... 90 %+)
+    # Host-clock seconds per real second (10 for a `--speed 10` demo). The cue errors
+    # above are real milliseconds already; durations and times are workout time.
+    speed: float = 1.0
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -118,13 +239,20 @@ def _percentile(values: list[float], fraction: float) -> float:
 class Store:
     """The session history database; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        """Open the history at ``path`` (default: :func:`default_store_path`).
+
+        ``create=False`` opens an existing history only (to read it): a
+        missing file is a :class:`StoreError` and no file is made.
+        """
         self.path = Path(path) if path is not None else default_store_path()
+        # The platform's own data folder may need its parents (~/.local/share); a folder
+        # the user named must have an existing parent, or the name probably has a typo.
+        parents = path is None and not os.environ.get("COMPANION_DATA_DIR")
+        self._db = open_private_database(
+            self.path, what="session history", create=create, make_parents=parents
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -134,10 +262,11 @@ class Store:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot open the session history {self.path}: {exc}. If the file is damaged, "
-                "move it aside (sessions already exported stay safe) or set COMPANION_DATA_DIR"
-            ) from exc
+            self._db.close()
+            raise _database_error(self.path, "session history", exc) from exc
+        except StoreError:
+            self._db.close()
+            raise
 
     def __enter__(self) -> Self:
         return self
@@ -152,6 +281,7 @@ class Store:
 
     def close(self) -> None:
         """Close the database."""
+        self._release_reserve()
         self._db.close()
 
     # -- writing --------------------------------------------------------------------------
@@ -159,8 +289,8 @@ class Store:
     def begin_session(
         self, session_id: str, band_id: str, plan: Plan, started_at: datetime
     ) -> None:
-        """Record that a session started."""
-        self._db.execute(
+        """Record that a session started (and set aside room to record how it ends)."""
+        self._write(
             "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             (
                 session_id,
@@ -172,17 +302,22 @@ class Store:
                 started_at.isoformat(),
             ),
         )
+        self._set_reserve_aside()
 
     def record(self, event: SessionEvent) -> None:
-        """Record one event; a replayed event (same session and number) is stored once."""
+        """Record one event; a replayed event (same session and number) is stored once.
+
+        A failed write (disk full, I/O error) raises :class:`StoreError`; what was
+        recorded before it stays.
+        """
         payload = event_to_dict(event.event)
-        self._db.execute(
+        self._write(
             "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)",
             (event.session_id, event.number, event.at.isoformat(), event.type, json.dumps(payload)),
         )
         inner = event.event
         if isinstance(inner, HeartRate):
-            self._db.execute(
+            self._write(
                 "INSERT OR IGNORE INTO hr_samples VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     event.session_id,
@@ -195,11 +330,46 @@ class Store:
             )
 
     def end_session(self, session_id: str, ended_at: datetime, outcome: str) -> None:
-        """Record how and when a session ended."""
-        self._db.execute(
-            "UPDATE sessions SET ended_at = ?, outcome = ? WHERE id = ?",
-            (ended_at.isoformat(), outcome, session_id),
-        )
+        """Record how and when a session ended, even on a disk that has just filled up."""
+        update = "UPDATE sessions SET ended_at = ?, outcome = ? WHERE id = ?"
+        values = (ended_at.isoformat(), outcome, session_id)
+        try:
+            self._write(update, values)
+        except StoreError:
+            if not self._release_reserve():
+                raise
+            self._write(update, values)  # in the room set aside by begin_session
+        self._release_reserve()
+
+    @property
+    def _reserve(self) -> Path:
+        return self.path.with_name(self.path.name + "-reserve")
+
+    def _set_reserve_aside(self) -> None:
+        # A full disk fails every write, the last one too: this much room, taken at the
+        # start and given back at the end, lets the outcome of the session be written.
+        try:
+            descriptor = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as reserve:
+                reserve.write(bytes(_RESERVE_BYTES))
+        except OSError as exc:
+            self._release_reserve()
+            raise _file_error(self._reserve, "session history", exc) from exc
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False
+        return True
+
+    def _write(self, sql: str, values: tuple[object, ...]) -> None:
+        try:
+            self._db.execute(sql, values)
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, "session history", exc) from exc
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -262,7 +432,8 @@ class Store:
         """Duration, rounds done, cue timing error and heart-rate figures of a session."""
         record = self.session(session_id)
         events = [e.event for e in self.events(record.id)]
-        errors = [abs(e.error_ms) for e in events if isinstance(e, CueFired) and e.cue_id != 0xFFFF]
+        checked = [e for e in events if isinstance(e, CueFired) and e.cue_id != 0xFFFF]
+        errors = [abs(e.error_ms) for e in checked]
         heart = [e for e in events if isinstance(e, HeartRate)]
         zones = [0.0] * len(_ZONES)
         for sample, following in itertools.pairwise(heart):
@@ -285,4 +456,5 @@ class Store:
             hr_avg=statistics.fmean(h.bpm for h in heart) if heart else None,
             hr_max=max(h.bpm for h in heart) if heart else None,
             zone_seconds=tuple(zones),
+            speed=checked[0].speed if checked else 1.0,
         )

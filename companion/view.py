@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Protocol, Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -43,7 +46,19 @@ from .events import (
 from .session import Session
 from .state import SessionPhase, SessionSnapshot
 
-__all__ = ["BrokerStatus", "LiveView", "ViewState", "describe", "render"]
+__all__ = [
+    "MONITOR_HINT",
+    "RUN_HINT",
+    "BrokerStatus",
+    "LiveView",
+    "ViewState",
+    "describe",
+    "live_panel",
+    "render",
+]
+
+RUN_HINT: Final = "Ctrl-C stops the workout on the band; everything recorded stays."
+MONITOR_HINT: Final = "Ctrl-C quits the monitor; the workout goes on on the band."
 
 _SPARK: Final = "▁▂▃▄▅▆▇█"
 _HR_POINTS: Final = 30
@@ -80,8 +95,9 @@ class ViewState:
     heart_rates: deque[int] = field(default_factory=lambda: deque(maxlen=_HR_POINTS))
     warnings: int = 0
     last_notice: str = ""
-    start: float = 0.0  # host time of the session's start, for cue times
-    late_ms: float = 50.0  # cue errors above this are shown in red
+    start: float = 0.0  # host time of the session's start, for cue times of older records
+    late_ms: float = 50.0  # cue errors (real ms) above this are shown in red
+    speed: float = 1.0  # host-clock seconds per real second: said once, for a demo
 
     def take(self, event: SessionEvent) -> None:
         """Remember what the view needs from one event."""
@@ -90,6 +106,7 @@ class ViewState:
             self.start = inner.start
         elif isinstance(inner, CueFired):
             self.cues.append(inner)
+            self.speed = inner.speed
         elif isinstance(inner, HeartRate):
             self.heart_rates.append(inner.bpm)
         elif isinstance(inner, CueWarning):
@@ -116,10 +133,24 @@ def _cue_name(kind: str) -> str:
     return kind.replace("_", " ")
 
 
+def _cue_time(cue: CueFired, state: ViewState) -> str:
+    """Where the cue is in the workout: its place on the plan, so a pause is not counted."""
+    at = cue.offset_s if cue.offset_s is not None else cue.planned - state.start
+    return _clock(at)
+
+
 def render(
-    snapshot: SessionSnapshot, state: ViewState, broker: BrokerStatus | None = None
+    snapshot: SessionSnapshot,
+    state: ViewState,
+    broker: BrokerStatus | None = None,
+    *,
+    hint: str = RUN_HINT,
 ) -> RenderableType:
-    """The whole live view for one instant; fits an 80x24 terminal."""
+    """The whole live view for one instant; fits an 80x24 terminal.
+
+    Every text that comes from a plan, a band or the broker is a ``Text``, never
+    parsed as rich markup: ``Plank [hold]`` is shown as written.
+    """
     phase = snapshot.phase
     title = Text.assemble(
         (f" {snapshot.plan} ", "bold"),
@@ -134,7 +165,7 @@ def render(
         grid.add_row("", Text(f"Workout {phase.value}.", style=_PHASE_STYLE[phase]))
     elif phase is SessionPhase.IDLE:
         grid.add_row("NOW", Text("Get ready: sending the plan to the band", style="bold"))
-        grid.add_row("NEXT", snapshot.next_exercise)
+        grid.add_row("NEXT", Text(snapshot.next_exercise))
     else:
         now = Text(snapshot.exercise or "Get ready", style="bold")
         now.append(f"   {_clock(snapshot.step_remaining_s)} left", style="bold magenta")
@@ -145,11 +176,13 @@ def render(
         )
         if snapshot.tip:
             grid.add_row("TIP", Text(snapshot.tip, style="italic"))
-        grid.add_row("NEXT", snapshot.next_exercise or "the end")
+        grid.add_row("NEXT", Text(snapshot.next_exercise or "the end"))
     where = f"{_clock(snapshot.elapsed_s)} of {_clock(snapshot.total_s)}"
     if snapshot.step_index >= 0:
         where += f"   step {snapshot.step_index + 1}/{snapshot.step_count}"
-    grid.add_row("TIME", where)
+    if state.speed != 1:
+        where += f"   at {state.speed:g}x (cue errors in real ms)"
+    grid.add_row("TIME", Text(where))
 
     heart = Text()
     if snapshot.heart_rate is not None:
@@ -165,8 +198,8 @@ def render(
     for cue in reversed(state.cues):
         late = abs(cue.error_ms) > state.late_ms
         cues.add_row(
-            _clock(cue.planned - state.start),
-            _cue_name(cue.kind),
+            _cue_time(cue, state),
+            Text(_cue_name(cue.kind)),
             Text(f"{cue.error_ms:+.1f} ms", style="red" if late else "green"),
         )
     grid.add_row("CUES", cues if state.cues else Text("none yet", style="dim"))
@@ -191,7 +224,7 @@ def render(
     footer = Text()
     for note in snapshot.notes:
         footer.append(note + "\n", style="bold red")
-    footer.append("Ctrl-C stops the workout on the band; everything recorded stays.", style="dim")
+    footer.append(hint, style="dim")
     return Panel(Group(grid, footer), title=title, title_align="left")
 
 
@@ -233,6 +266,37 @@ def describe(event: SessionEvent) -> str | None:
             return None
 
 
+@contextlib.contextmanager
+def live_panel(renderable: RenderableType, console: Console) -> Iterator[Live]:
+    """rich's ``Live`` on ``console``, with every log record printed above the panel.
+
+    A handler writing to the terminal on its own (another console, the real
+    stderr) would move the cursor under ``Live``'s feet and leave the panel
+    drawn in stacked pieces; while the panel is up, rich handlers print on its
+    console and stream handlers write through ``Live``'s redirected stderr.
+    """
+    with Live(renderable, console=console, auto_refresh=False) as live:
+        handlers = logging.getLogger().handlers
+        consoles = [(h, h.console) for h in handlers if isinstance(h, RichHandler)]
+        terminals = (sys.__stderr__, sys.__stdout__)
+        streams = [
+            (h, h.stream)
+            for h in handlers
+            if type(h) is logging.StreamHandler and h.stream in terminals
+        ]
+        for rich_handler, _ in consoles:
+            rich_handler.console = console
+        for stream_handler, _ in streams:
+            stream_handler.setStream(sys.stderr)  # Live's proxy while the panel is up
+        try:
+            yield live
+        finally:
+            for rich_handler, previous in consoles:
+                rich_handler.console = previous
+            for stream_handler, stream in streams:
+                stream_handler.setStream(stream)
+
+
 async def _redraw_forever(live: Live, frame: Callable[[], RenderableType]) -> None:
     """Redraw a few times a second, so the countdown moves between events too."""
     while True:
@@ -249,7 +313,7 @@ class LiveView:
         self.session = session
         self.console = console
         self.broker = broker
-        self.state = ViewState(late_ms=session.late_cue_ms)
+        self.state = ViewState(late_ms=session.late_cue_ms, speed=session.band.clock.rate)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -277,7 +341,7 @@ class LiveView:
 
     async def _live(self) -> None:
         # Redrawn from this loop, not rich's refresh thread: a snapshot reads the loop's clock.
-        with Live(self._frame(), console=self.console, auto_refresh=False) as live:
+        with live_panel(self._frame(), self.console) as live:
             redraw = asyncio.create_task(_redraw_forever(live, self._frame))
             try:
                 async for event in self.session.events():

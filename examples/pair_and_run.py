@@ -31,6 +31,8 @@ async def main(address: str | None, speed: float) -> None:
         # Connects, pairs if the band asks for it, checks the protocol version, syncs clocks.
         band = await stack.enter_async_context(Band.connect(address, backend=backend, clock=clock))
         print(f"connected to {band.info.name} (firmware {band.info.firmware})")
+        if speed != 1:  # the workout's clock runs fast; cue errors stay real milliseconds
+            print(f"running at {speed:g}x: cue errors are in real milliseconds")
 
         session = Session(band, builtin_plan("back-5"))
         run = asyncio.create_task(session.run())  # push, start, follow to the end

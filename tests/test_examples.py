@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,14 @@ def test_pair_and_run_prints_the_whole_back_workout() -> None:
         assert f": {step} (60 s)" in output
     assert "cue switch side" in output
     assert output.rstrip().endswith(": done")
+    # Real milliseconds at 60x: a few ms each (60 times that before), so no false "late".
+    assert output.count("60x") == 1
+    errors = [
+        abs(float(ms)) for ms in re.findall(r"^\s*\d+\s+cue .*\(([-+\d.]+) ms\)$", output, re.M)
+    ]
+    assert len(errors) > 20
+    assert statistics.median(errors) < 10.0
+    assert output.count("warning: cue") <= 2  # one slow moment of a loaded machine, at most
 
 
 def test_minute_cues_plays_its_own_patterns_at_each_minute() -> None:

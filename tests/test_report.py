@@ -206,3 +206,30 @@ def test_report_into_a_missing_folder_says_to_check_the_folder(
 
     with pytest.raises(ReportError, match="Check that the folder exists"):
         write_report(store, session_id, tmp_path / "no" / "such" / "folder" / "r.png")
+
+
+def test_cue_errors_of_a_sped_up_session_are_real_milliseconds_in_the_report(
+    store: Store, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    store.begin_session("fast0001", "sim0001", SHORT_PLAN, now)
+    events: list[Event] = [
+        SessionStarted("short", 2, 0.5),
+        StepStarted(1, 0, "Plank", "exercise", 10.0, "", 0.5),
+        # At 10x, 20 ms late on the sped-up host clock is 2 ms late on the wrist.
+        CueFired(0, "next_exercise", 1, 0, 0.5, 0.52, speed=10.0, offset_s=0.0),
+        CueFired(1, "next_exercise", 1, 1, 10.5, 10.49, speed=10.0, offset_s=10.0),
+        SessionStopped(StopReason.HOST, 12.0),
+    ]
+    for number, event in enumerate(events, 1):
+        store.record(SessionEvent("sim0001", "fast0001", number, now, event))
+    store.end_session("fast0001", now, "stopped: host")
+
+    report = build_report(store, "fast0001")
+    page = write_report(store, "fast0001", tmp_path / "fast.html").read_text("utf-8")
+    write_report(store, "fast0001", tmp_path / "fast.png")
+
+    assert [c.error_ms for c in report.cues] == pytest.approx([2.0, -1.0])  # what the PNG plots
+    assert report.summary.speed == 10.0
+    assert "<th>Timing error max</th><td>2.0 ms</td>" in page
+    assert page.count("10x") == 1

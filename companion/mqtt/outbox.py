@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from ..errors import StoreError
+from ..store import open_private_database
 
 __all__ = ["Outbox", "OutboxMessage"]
 
@@ -52,14 +53,12 @@ class Outbox:
     def __init__(self, path: str | Path, owner: str) -> None:
         self.path = Path(path)
         self.owner = owner
+        # 0600 in a 0700 folder, as the history: the rows are session events and heart rate.
+        self._db = open_private_database(self.path, what="MQTT outbox", make_parents=True)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL: a row survives a process crash; only a power cut may lose the last ones.
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise StoreError(
                 f"cannot open the MQTT outbox {self.path}: {exc}. Move the file aside "
                 "(it only holds messages not yet delivered) or set COMPANION_DATA_DIR"

@@ -91,7 +91,13 @@ def _refused_login(exc: BaseException) -> bool:
     return isinstance(exc, aiomqtt.MqttCodeError) and exc.rc in (4, 5, 134, 135)
 
 
-def _connect_error(config: BrokerConfig, exc: BaseException | None, waited_s: float) -> BrokerError:
+def _connect_error(
+    config: BrokerConfig,
+    exc: BaseException | None,
+    waited_s: float,
+    *,
+    fix: str = ", or run without MQTT (--no-mqtt)",
+) -> BrokerError:
     if exc is not None and _refused_login(exc):
         return BrokerError(
             f"the MQTT broker at {config.url} refused the username or password: "
@@ -100,7 +106,7 @@ def _connect_error(config: BrokerConfig, exc: BaseException | None, waited_s: fl
     reason = (str(exc) or type(exc).__name__) if exc else f"no answer in {waited_s:g} s"
     return BrokerError(
         f"cannot reach the MQTT broker at {config.url}: {reason}. Start the broker or "
-        "fix the URL (mqtt://HOST:PORT), or run without MQTT (--no-mqtt)"
+        f"fix the URL (mqtt://HOST:PORT){fix}"
     )
 
 
@@ -424,4 +430,4 @@ async def remove_discovery(
         async with client:
             await client.publish(discovery_topic(band_id, discovery_root), b"", qos=1, retain=True)
     except aiomqtt.MqttError as exc:
-        raise _connect_error(config, exc, 10) from exc
+        raise _connect_error(config, exc, 10, fix=" given with --mqtt") from exc

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from companion.cli import main
 from companion.mqtt import free_loopback_port
+from companion.store import Store
 
 FAST = ["--sim", "--speed", "60", "--no-mqtt"]
 
@@ -102,10 +103,10 @@ def test_an_unknown_plan_name_lists_the_built_in_ones(db: Path) -> None:
     ("args", "complaint"),
     [
         (("run", "--no-mqtt"), "--band ADDRESS, or --sim"),
-        (("run", "--sim", "--band", "x"), "--band ADDRESS, or --sim"),
+        (("run", "--sim", "--band", "x"), "--sim and --band ADDRESS conflict"),
         (("run", "--band", "x", "--speed", "5"), "--speed only applies"),
         (("run", "--sim", "--mqtt", "mqtt://h", "--no-mqtt"), "contradict"),
-        (("run", "--sim", "--rounds", "9"), "1<=x<=5"),
+        (("run", "--sim", "--rounds", "21"), "1<=x<=20"),
         (("pair",), "ADDRESS, or --sim"),
     ],
 )
@@ -147,12 +148,14 @@ def test_plans_lists_back_5_and_shows_its_steps() -> None:
 
 
 def test_history_of_an_empty_database_says_how_to_start(db: Path) -> None:
+    Store(db).close()
     result = invoke("history", "--db", db)
     assert result.exit_code == 0
     assert "no sessions yet" in result.output
 
 
 def test_report_of_an_unknown_session_is_a_clear_error(db: Path) -> None:
+    Store(db).close()
     result = invoke("report", "nope", "--db", db)
     assert result.exit_code == 1
     assert "nope" in result.output

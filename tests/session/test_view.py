@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import pyte
 import pytest
 from rich.console import Console
+from rich.logging import RichHandler
 
-from companion.events import CueFired
+from companion.events import CueFired, Event, SessionEvent, SessionStarted
 from companion.plan import Plan, Step
 from companion.session import Session
 from companion.state import SessionPhase, SessionSnapshot
@@ -94,3 +102,121 @@ async def test_the_live_view_follows_a_session_to_its_end(terminal: bool) -> Non
         assert "round 1 step 1: Plank (6 s)" in shown
         assert "workout done: 1 round(s)" in shown
         assert "\x1b[" not in shown  # plain lines for logs and CI
+
+
+def _final_screen(output: str) -> list[str]:
+    """What an 80x24 terminal shows after receiving ``output``."""
+    screen = pyte.Screen(80, 24)
+    screen.set_mode(pyte.modes.LNM)  # a tty turns "\n" into "\r\n"
+    pyte.Stream(screen).feed(output)
+    return [line.rstrip() for line in screen.display]
+
+
+@contextlib.contextmanager
+def _logging_to(console: Console) -> Iterator[None]:
+    """The CLI's logging: a RichHandler on its own console (stderr, the same terminal)."""
+    root = logging.getLogger()
+    before = root.handlers[:]  # e.g. the CLI's own, left by a CLI test in this process
+    root.handlers[:] = [RichHandler(console=console, show_path=False)]
+    try:
+        yield
+    finally:
+        root.handlers[:] = before
+
+
+@pytest.mark.looptime
+async def test_log_records_during_the_live_view_leave_one_clean_panel() -> None:
+    out = io.StringIO()
+    terminal = Console(file=out, width=80, height=24, force_terminal=True)
+    stderr_on_the_same_terminal = Console(file=out, width=80, force_terminal=True)
+    with _logging_to(stderr_on_the_same_terminal):
+        async with connected() as (_virtual, band):
+            session = Session(band, SHORT)
+
+            async def trouble() -> None:
+                for number in range(3):
+                    await band.clock.sleep(2.5)
+                    logging.getLogger("companion.mqtt.relay").warning(
+                        "lost the MQTT broker (%d); reconnecting", number
+                    )
+                    session.reject("mqtt", f"jump {number}", "not a command")
+
+            async with LiveView(session, terminal):
+                noise = asyncio.create_task(trouble())
+                await session.run()
+                await noise
+    screen = _final_screen(out.getvalue())
+    text = "\n".join(screen)
+    assert sum(line.startswith("╭") for line in screen) == 1, text
+    assert sum(line.startswith("╰") for line in screen) == 1, text
+    top = next(i for i, line in enumerate(screen) if line.startswith("╭"))
+    logged = [i for i, line in enumerate(screen) if "reconnecting" in line]
+    assert len(logged) == 3, text
+    assert max(logged) < top  # above the panel, not through it
+    assert "Workout done." in text
+
+
+def test_user_text_in_square_brackets_is_shown_as_written() -> None:
+    plan_text = SessionSnapshot(
+        **{
+            **_fields(SNAPSHOT),
+            "exercise": "Plank [hold]",
+            "tip": "Hold [b]still[/b] and [/] breathe",
+            "next_exercise": "Bridge [bold]",
+            "plan": "my [plan]",
+        }
+    )
+    state = ViewState()
+    state.last_notice = "rejected mqtt command '[[steps]]': unknown"
+    text = "\n".join(_screen(plan_text, state))
+    assert "Plank [hold]" in text
+    assert "Hold [b]still[/b] and [/] breathe" in text
+    assert "Bridge [bold]" in text
+    assert "my [plan]" in text
+    assert "'[[steps]]'" in text
+
+
+def test_cue_errors_are_real_milliseconds_and_the_speed_is_said_once() -> None:
+    state = ViewState()
+    # At 10x, 20 ms on the sped-up host clock is 2 ms on the wrist.
+    state.take(_numbered(CueFired(1, "next_exercise", 1, 1, 60.0, 60.020, 10.0, 60.0)))
+    text = "\n".join(_screen(SNAPSHOT, state))
+    assert "+2.0 ms" in text
+    assert "+20.0" not in text
+    assert text.count("10x") == 1
+    assert "real ms" in text
+
+
+def test_the_cue_list_leaves_a_pause_out() -> None:
+    state = ViewState()
+    state.take(_numbered(SessionStarted("short", 1, 100.0)))
+    # Planned 60 s into the plan, after a 90 s pause: host time 250.
+    state.take(_numbered(CueFired(2, "next_exercise", 1, 1, 250.0, 250.0, 1.0, 60.0)))
+    text = "\n".join(_screen(SNAPSHOT, state))
+    assert "1:00  next exercise" in text
+    assert "2:30" not in text
+
+
+def _numbered(event: Event) -> SessionEvent:
+    return SessionEvent("SIM0001", "abc", 1, datetime.now(UTC), event)
+
+
+@pytest.mark.looptime
+async def test_after_a_real_pause_the_cue_list_shows_plan_times() -> None:
+    async with connected() as (_virtual, band):
+        session = Session(band, SHORT)
+        async with LiveView(session, Console(file=io.StringIO())) as view:
+            runner = asyncio.create_task(session.run())
+            await band.clock.sleep(3)
+            await session.pause()
+            await band.clock.sleep(100)
+            await session.resume()
+            await runner
+    rows = "\n".join(_screen(SNAPSHOT, view.state))
+    # The last four cues of 6 s + 6 s: the countdown before 0:12 and "workout done" at 0:12.
+    assert re.findall(r"(\d+:\d\d)  [a-z ]+ +[-+][\d.]+ ms", rows) == [
+        "0:12",
+        "0:11",
+        "0:10",
+        "0:09",
+    ]
