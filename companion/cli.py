@@ -466,6 +466,42 @@ def pair(address: str | None, band_option: str | None, sim: bool) -> None:
     _run_async(go)
 
 
+@main.command("install-app")
+@click.option("--band", "target", help="Address or name of the Bangle.js 2 (`companion scan`).")
+@click.option("--print", "print_only", is_flag=True, help="Only say where the app's files are.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to find it.")
+def install_app(target: str | None, print_only: bool, timeout: float) -> None:
+    """Install the companion app on a Bangle.js 2 over Bluetooth, or print where it is.
+
+    The files go over the watch's Nordic UART, as the Bangle.js App Loader sends
+    them; then the app starts. The watch must not be connected to a phone or the
+    App Loader meanwhile. The app's files are in the repository, firmware/banglejs.
+    """
+    from .banglejs import APP_DIR, app_files
+    from .banglejs import install_app as install
+
+    if print_only:
+        try:
+            files = app_files()
+        except CompanionError as exc:
+            _fail(str(exc))
+        console.print(f"Bangle.js app: {APP_DIR}")
+        for name, path in files:
+            console.print(f"  {path.name} -> watch Storage {name!r}")
+        console.print("install: companion install-app --band ADDRESS (or with the App Loader)")
+        return
+    if not target:
+        _fail("give --band ADDRESS (from `companion scan`), or --print to see the files")
+    assert target is not None
+
+    async def go() -> None:
+        console.print(f"installing the companion app on {target}...")
+        names = await install(target, timeout=timeout)
+        console.print(Text.assemble(("installed", "green"), f" {', '.join(names)}; started"))
+
+    _run_async(go)
+
+
 @main.command()
 @click.option(
     "--band",

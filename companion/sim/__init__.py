@@ -20,12 +20,14 @@ from .band import (
 from .bangle import BangleConfig, BangleJS, BangleMessage
 from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
 from .peripheral import MotorPulse, MotorSource, Peripheral
+from .cores import BandCore
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
 
 __all__ = [
     "BandClock",
+    "BandCore",
     "BangleConfig",
     "BangleJS",
     "BangleMessage",
