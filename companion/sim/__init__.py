@@ -18,9 +18,9 @@ from .band import (
     VirtualBandConfig,
 )
 from .bangle import BangleConfig, BangleJS, BangleMessage
+from .cores import BandCore
 from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
 from .peripheral import MotorPulse, MotorSource, Peripheral
-from .cores import BandCore
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
@@ -37,9 +37,9 @@ __all__ = [
     "Motor",
     "MotorPulse",
     "MotorSource",
-    "Peripheral",
     "PairingConfirmation",
     "PairingRequest",
+    "Peripheral",
     "RemoteAdapter",
     "SimServer",
     "VirtualBand",
