@@ -1,53 +1,37 @@
-"""MQTT relay latency: virtual band → Session → Relay → mosquitto → a subscriber.
+"""MQTT relay latency and cost: `companion sim` bands -> host -> mosquitto -> a subscriber.
 
 Run from the repository root::
 
-    python benchmarks/relay.py             # about 45 s
-    python benchmarks/relay.py --budget-s 150 --bands 100 200 300   # a longer ramp
+    python benchmarks/relay.py             # under 50 s
     python benchmarks/relay.py --quick     # under 10 s
+    python benchmarks/relay.py --budget-s 120 --bands 100 200 400 600   # a longer ramp
 
-Everything runs in real time against a real mosquitto, started here as a child
-on a free 127.0.0.1 port with a generated config (the tests' settings:
-persistence on, ``autosave_on_changes``; ``user root`` when run as root).
+Everything runs in real time on one machine, in separate processes as it would
+be deployed: the bands are ``companion sim`` processes (50 bands each, heart
+rate at 1 Hz, the band's own clock), the host is this process, mosquitto is a
+child on a free 127.0.0.1 port (persistence on, ``autosave_on_changes``, the
+tests' settings; ``user root`` when run as root) and the subscriber is a
+process of its own that stamps each message with ``time.time()`` first thing.
 
-The subscriber is a **separate process** (as a dashboard is): one aiomqtt
-client subscribed at QoS 1 to ``companion/+/event`` and to the raw topic. It
-stamps each message with ``time.time()`` as the first thing it does, so both
-ends read the same wall clock (CLOCK_REALTIME of one machine), and the
-subscriber's own work never shares the host's event loop.
+Latency is from the band to the subscriber: a heart-rate event's ``t`` is the
+band's own sample time, converted to host clock by the time sync, mapped to
+wall clock here; the subscriber's receive time minus that. It includes the
+band -> host leg (HCI over a socket, the host's Bluetooth stack), the host's
+work and the broker.
 
-Three measurements, in one run, on one broker, with one subscriber:
+1. **relay vs raw**, in the same window, on the same broker and bands servers:
+   half the bands are followed by ``Session`` + ``Relay`` (outbox, history,
+   discovery, retained state, ``hr``); the other half by a bare ``Band`` whose
+   heart rate a raw aiomqtt client publishes with the relay's own message mix
+   (``hr`` QoS 0, ``event`` QoS 1, retained ``state`` once a second, the same
+   JSON). ``overhead_ratio`` is relay p99 / raw p99.
+2. **ramp**: more and more relayed bands, connected concurrently, until the
+   p99 passes 100 ms (``bands_at_100ms`` is the largest count that passed) or
+   the time budget ends (``ramp_capped_by`` says which). At each step the
+   host's CPU time (this process only: the bands run elsewhere) per band per
+   second and its resident memory per band are measured.
 
-1. **relay** (one band): a session on one virtual band runs a plan with cues
-   ``--speed`` times faster than real time (HR then arrives at ``--speed`` Hz),
-   through ``Relay`` with its outbox, discovery, retained state and HR topic.
-   Latency of an event is the subscriber's receive time minus the payload's
-   ``time`` (the host's wall clock when the session numbered the event).
-   That leaves out the band → host leg, so heart-rate events are also timed
-   from the band itself: their ``t`` is the band's sample time converted to
-   host clock by the session's time sync, mapped to wall clock here
-   (``band_p50_ms``/``band_p99_ms``). ``events_per_s`` is events received per
-   second in that window: the offered rate (the relay kept up), not a ceiling.
-2. **raw**: an aiomqtt client in the host process publishes QoS 1 messages of
-   the same size with the same ``time`` field, one after another at the rate
-   the relay phase saw, to the same subscriber. A diagnostic row does the same
-   with a QoS 0 publish just before each QoS 1 one, as the relay does for every
-   heart-rate sample (``hr`` then ``event``): on this machine that alone costs
-   ~40 ms, the Nagle / delayed-ACK stall of a socket without TCP_NODELAY
-   (paho does not set it), which is most of the relay's latency.
-3. **ramp**: more and more bands (each its own ``Band``, ``Session`` and
-   ``Relay``, all relays sharing one outbox file as on one host), HR at 1 Hz,
-   real time. Each step adds bands (connected one after another, ~0.2 s each
-   with the relay's connect, not measured), lets them settle, and then
-   measures the event latency (numbering → receive) for ``--step-s`` seconds.
-   The ramp stops at the first step whose p99 passes 100 ms, or when the time
-   budget would be exceeded; ``bands_at_100ms`` is the largest passing count, and ``ramp_capped_by``
-   says which of the two ended it. In a default run the 50 s limit caps the
-   ramp at ~100 bands (connecting is sequential); ``--budget-s 120`` goes on.
-
-Caveat: the virtual bands (Bumble peripherals) run in the host's own process
-and event loop, so at N bands the host also pays for simulating N bands: the
-ramp is a pessimistic figure for a host with real bands.
+The machine is shared: the load average is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -55,19 +39,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -81,16 +64,19 @@ import aiomqtt
 
 from companion.band import Band
 from companion.clock import LoopClock
+from companion.events import HeartRate, SessionEvent
 from companion.mqtt import BrokerConfig, Relay, free_loopback_port
+from companion.mqtt.topics import event_payload, heart_rate_payload
 from companion.plan import Plan, Step
 from companion.session import Session
-from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
+from companion.sim.remote import remote_backend
 from companion.store import Store
 
 _LIMIT_MS: Final = 100.0
-_RAW_TOPIC: Final = "bench/raw"
 _EVENT_FILTER: Final = "companion/+/event"
 _HARD_BUDGET_S: Final = 50.0
+_BANDS_PER_SERVER: Final = 50
+_STATE_FILLER: Final = b"x" * 420  # a retained state message is ~450 bytes
 
 
 # -- mosquitto ----------------------------------------------------------------------------
@@ -184,7 +170,6 @@ async def _subscribe(port: int, conn: Connection) -> None:
 
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-sub-{os.getpid()}") as client:
         await client.subscribe(_EVENT_FILTER, qos=1)
-        await client.subscribe(_RAW_TOPIC, qos=1)
         conn.send("ready")
         controller = asyncio.create_task(control())
 
@@ -193,11 +178,10 @@ async def _subscribe(port: int, conn: Connection) -> None:
                 received = time.time()
                 payload = message.payload
                 data = json.loads(payload) if isinstance(payload, bytes) else {}
-                if "time" not in data:
-                    continue  # the raw client's warm-up message
+                if data.get("type") != "heart_rate":
+                    continue  # only heart rate carries the band's own sample time
                 stamp = datetime.fromisoformat(data["time"]).timestamp()
-                hr_t = float(data["t"]) if data.get("type") == "heart_rate" else math.nan
-                samples.append((received, stamp, str(data.get("type")), hr_t, data["band_id"]))
+                samples.append((received, stamp, "heart_rate", float(data["t"]), data["band_id"]))
 
         reader = asyncio.create_task(read())
         await controller
@@ -265,241 +249,219 @@ class Figures:
         )
 
 
-def _in_window(samples: list[Sample], start: float, end: float) -> list[Sample]:
-    """Events the session numbered inside [start, end) (wall clock), relayed ones only."""
-    return [s for s in samples if s[2] != "raw" and start <= s[1] < end]
+# -- bands, sessions, relays ---------------------------------------------------------------
+
+_READY = re.compile(rb"sim://127\.0\.0\.1:\d+")
 
 
-# -- bands, sessions, relays -------------------------------------------------------------------
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def _busy_plan() -> Plan:
-    """Ten 30 s steps with countdowns: cues every few seconds of workout time."""
-    steps = tuple(
-        Step(f"Move {i + 1}", 30.0, switch_side=i % 2 == 0, tip="bench") for i in range(10)
-    )
-    return Plan(name="bench-busy", title="Relay benchmark", steps=steps, countdown=3)
-
-
-def _steady_plan() -> Plan:
-    """One long step: after the start, the session's events are heart rate at 1 Hz."""
-    return Plan(name="bench-steady", title="Relay ramp", steps=(Step("Hold", 3600.0),))
-
-
-class Host:
-    """Bands on one virtual world, each followed by a Session and relayed by its own Relay."""
-
-    _serials = itertools.count(1)  # unique across the run: every band its own address and id
-
-    def __init__(
-        self, world: VirtualWorld, broker: BrokerConfig, directory: Path, store: Store
-    ) -> None:
-        self.world = world
-        self.broker = broker
-        self.outbox = directory / "outbox.sqlite3"
-        self.store = store
-        self.stack = contextlib.AsyncExitStack()
-        self.runs: list[asyncio.Task[Any]] = []
-        self.relays: list[Relay] = []
-        self.virtual: list[VirtualBand] = []
-
-    async def add(self, plan: Plan, clock: LoopClock) -> Session:
-        """One more band, connected, with its session running and relayed."""
-        number = next(self._serials)
-        virtual = await self.world.add_band(
-            VirtualBandConfig(clock=clock, serial=f"BENCH{number:05d}", name=f"B{number}")
-        )
-        self.virtual.append(virtual)
-        band = await self.stack.enter_async_context(
-            Band.connect(virtual.address, backend=self.world.backend, clock=clock)
-        )
-        session = Session(band, plan, store=self.store)
-        relay = await self.stack.enter_async_context(
-            Relay(session, self.broker, outbox=self.outbox)
-        )
-        self.relays.append(relay)
-        self.runs.append(asyncio.create_task(session.run()))
-        return session
-
-    async def close(self, within_s: float) -> None:
-        """Stop everything, giving up after ``within_s`` (100 bands take long to close)."""
-        for run in self.runs:
-            run.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within_s):
-                await asyncio.gather(*self.runs, return_exceptions=True)
-                await self.stack.aclose()
-                for virtual in self.virtual:  # switched off: no timers in the next phase
-                    await virtual.close()
-
-
-@contextlib.asynccontextmanager
-async def _host(
-    world: VirtualWorld, broker: BrokerConfig, directory: Path, name: str, close_s: float = 5.0
-) -> AsyncIterator[Host]:
-    sub = directory / name
-    sub.mkdir()
-    with Store(sub / "sessions.sqlite3") as store:
-        host = Host(world, broker, sub, store)
-        try:
-            yield host
-        finally:
-            await host.close(close_s)
-
-
-# -- the phases ------------------------------------------------------------------------------
+def _rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
 
 
 @dataclass
-class RelayResult:
+class SimServer:
+    """One `companion sim --bands 50` process and the host's adapter on it."""
+
+    index: int
+    process: asyncio.subprocess.Process
+    url: str
+    free: list[str] = field(default_factory=list)  # band names no host has taken yet
+
+    @classmethod
+    async def start(cls, index: int) -> SimServer:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "companion", "sim", "--bands", str(_BANDS_PER_SERVER),
+            "--name", "B",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            while not (found := _READY.search(await process.stdout.readline())):
+                pass
+        names = [f"B{n + 1}" for n in range(_BANDS_PER_SERVER)]
+        return cls(index, process, found.group().decode(), names)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(3):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+class Fleet:
+    """The band servers, started as more bands are needed."""
+
+    def __init__(self) -> None:
+        self.servers: list[SimServer] = []
+
+    async def take(self, count: int) -> list[tuple[SimServer, str]]:
+        """``count`` bands no one uses yet, spread over the servers (more started if needed)."""
+        free = sum(len(s.free) for s in self.servers)
+        missing = max(0, math.ceil((count - free) / _BANDS_PER_SERVER))
+        first = len(self.servers)
+        self.servers += await asyncio.gather(*(SimServer.start(first + n) for n in range(missing)))
+        taken: list[tuple[SimServer, str]] = []
+        while len(taken) < count:  # round robin: connects on different servers overlap
+            for server in self.servers:
+                if server.free and len(taken) < count:
+                    taken.append((server, server.free.pop(0)))
+        return taken
+
+    def rss_mb(self) -> float:
+        return sum(_rss_mb(s.process.pid) for s in self.servers if s.process.returncode is None)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.servers))
+
+
+def _steady_plan() -> Plan:
+    """One long step: after the start, a band's events are heart rate at 1 Hz."""
+    return Plan(name="bench-steady", title="Relay benchmark", steps=(Step("Hold", 3600.0),))
+
+
+class Host:
+    """This process as the host of many bands: relayed ones and raw-published ones."""
+
+    def __init__(self, broker: BrokerConfig, directory: Path, store: Store) -> None:
+        self.broker = broker
+        self.directory = directory
+        self.store = store
+        self.clock = LoopClock()
+        self.backends: dict[int, Any] = {}
+        self.stack = contextlib.AsyncExitStack()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.relayed = 0
+        self.raw = 0
+
+    def _backend(self, server: SimServer) -> Any:
+        if server.index not in self.backends:  # one adapter per server, as one dongle
+            self.backends[server.index] = remote_backend(server.url)
+        return self.backends[server.index]
+
+    async def _connect(self, server: SimServer, name: str) -> Band:
+        return await self.stack.enter_async_context(
+            Band.connect(name, backend=self._backend(server), clock=self.clock, scan_timeout=30)
+        )
+
+    async def add_relayed(self, server: SimServer, name: str) -> None:
+        band = await self._connect(server, name)
+        session = Session(band, _steady_plan(), store=self.store)
+        relay = Relay(
+            session,
+            self.broker,
+            prefix=f"companion/s{server.index}-{band.band_id}",
+            outbox=self.directory / f"outbox-{server.index}.sqlite3",  # band ids repeat per server
+        )
+        await self.stack.enter_async_context(relay)
+        self.tasks.append(asyncio.create_task(session.run()))
+        self.relayed += 1
+
+    async def add_raw(self, server: SimServer, name: str) -> asyncio.Task[None]:
+        band = await self._connect(server, name)
+        await band.sync_time()
+        task = asyncio.create_task(self._publish_raw(band, f"raw-s{server.index}-{band.band_id}"))
+        self.tasks.append(task)
+        self.raw += 1
+        return task
+
+    async def _publish_raw(self, band: Band, band_id: str) -> None:
+        """The baseline: the relay's message mix, straight from the band's events."""
+        prefix = f"companion/{band_id}"
+        client = aiomqtt.Client(
+            **self.broker.client_options(),
+            identifier=f"bench-{band_id}-{os.getpid()}",
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+        )
+        loop = asyncio.get_running_loop()
+        state_at = -math.inf
+        number = 0
+        async with client:
+            async for event in band.events():
+                if not isinstance(event, HeartRate):
+                    continue
+                number += 1
+                numbered = SessionEvent(band_id, "raw", number, datetime.now(UTC), event)
+                await client.publish(f"{prefix}/hr", heart_rate_payload(numbered, event), qos=0)
+                await client.publish(f"{prefix}/event", event_payload(numbered), qos=1)
+                if loop.time() - state_at >= 1.0:
+                    await client.publish(f"{prefix}/state", _STATE_FILLER, qos=1, retain=True)
+                    state_at = loop.time()
+
+    async def close(self, within_s: float) -> None:
+        for task in self.tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+                await self.stack.aclose()
+
+
+@dataclass
+class Window:
+    """What one measured window saw."""
+
     relay: Figures
-    band: Figures
+    raw: Figures
+    cpu_ms_per_band_s: float
     seconds: float
-    types: dict[str, int]
-    mean_gap_s: float
 
 
-async def _relay_phase(
-    world: VirtualWorld,
-    broker: BrokerConfig,
-    directory: Path,
-    subscriber: Subscriber,
-    *,
-    name: str,
-    speed: float,
-    seconds: float,
-) -> RelayResult:
-    clock = LoopClock(speed)
-    async with _host(world, broker, directory, name) as host:
-        await host.add(_busy_plan(), clock)
-        # wall = offset + host clock / speed (the loop clock is monotonic: fixed offset)
-        wall_offset = time.time() - clock.now() / speed
-        await asyncio.sleep(0.5 if seconds > 1 else 0.3)  # start-up events (plan push...) pass
-        await subscriber.dump()
-        start = time.time()
-        await asyncio.sleep(seconds)
-        end = time.time()
-        samples = _in_window(await subscriber.dump(), start, end)
-    relay_ms = [(s[0] - s[1]) * 1000 for s in samples]
-    band_ms = [
-        (s[0] - (wall_offset + s[3] / speed)) * 1000 for s in samples if not math.isnan(s[3])
-    ]
-    types: dict[str, int] = {}
-    for s in samples:
-        types[s[2]] = types.get(s[2], 0) + 1
-    stamps = sorted(s[1] for s in samples)
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    return RelayResult(
+async def _measure(
+    host: Host, subscriber: Subscriber, seconds: float, wall_offset: float
+) -> Window:
+    await subscriber.dump()
+    start, cpu = time.time(), time.process_time()
+    await asyncio.sleep(seconds)
+    end, cpu_s = time.time(), time.process_time() - cpu
+    relay_ms: list[float] = []
+    raw_ms: list[float] = []
+    for received, stamp, _type, t, band_id in await subscriber.dump():
+        if not start <= stamp < end:
+            continue
+        latency = (received - (wall_offset + t)) * 1000
+        (raw_ms if band_id.startswith("raw-") else relay_ms).append(latency)
+    bands = host.relayed + host.raw
+    return Window(
         Figures.of(relay_ms, end - start),
-        Figures.of(band_ms, end - start),
+        Figures.of(raw_ms, end - start),
+        cpu_s * 1000 / max(1, bands) / (end - start),
         end - start,
-        types,
-        statistics.fmean(gaps) if gaps else 0.01,
     )
 
 
-async def _raw_phase(
-    broker: BrokerConfig,
-    subscriber: Subscriber,
-    *,
-    count: int,
-    gap_s: float,
-    qos0_first: bool = False,
-) -> Figures:
-    """QoS 1 publishes one after another, paced like the relay phase, same size and fields.
-
-    ``qos0_first``: each preceded by a QoS 0 publish on another topic, as the relay
-    sends ``hr`` (QoS 0) just before ``event`` (QoS 1) for every heart-rate sample.
-    """
-    filler = "x" * 120  # an event payload is ~200 bytes
-    async with aiomqtt.Client(broker.host, broker.port, identifier=f"bench-raw-{os.getpid()}") as c:
-        await c.publish(_RAW_TOPIC, b'{"warm":1}', qos=1)  # first publish pays for setup
-        await subscriber.dump()
-        start = time.time()
-        next_at = time.monotonic()
-        for number in range(count):
-            payload = {
-                "schema": 1,
-                "band_id": "raw",
-                "session_id": "raw",
-                "number": number,
-                "time": datetime.now(UTC).isoformat(),
-                "type": "raw",
-                "filler": filler,
-            }
-            if qos0_first:
-                await c.publish("bench/raw-hr", b'{"bpm":72,"rr_ms":[833.0]}', qos=0)
-            await c.publish(_RAW_TOPIC, json.dumps(payload, separators=(",", ":")), qos=1)
-            next_at += gap_s
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        end = time.time()
-    samples = [s for s in await subscriber.dump() if s[2] == "raw"]
-    return Figures.of([(s[0] - s[1]) * 1000 for s in samples], end - start)
+async def _connect_all(host: Host, fleet: Fleet, count: int, *, raw_every: int = 0) -> float:
+    """Connect ``count`` more bands at once; every ``raw_every``-th is a raw one. Seconds."""
+    began = time.monotonic()
+    taken = await fleet.take(count)
+    await asyncio.gather(
+        *(
+            host.add_raw(server, name)
+            if raw_every and n % raw_every == 1
+            else host.add_relayed(server, name)
+            for n, (server, name) in enumerate(taken)
+        )
+    )
+    return time.monotonic() - began
 
 
 @dataclass
 class RampStep:
     bands: int
-    figures: Figures
-    expected: float  # HR events the bands should have produced in the window
-    band_p99_ms: float
-
-
-async def _ramp(
-    world: VirtualWorld,
-    broker: BrokerConfig,
-    directory: Path,
-    subscriber: Subscriber,
-    *,
-    counts: list[int],
-    step_s: float,
-    settle_s: float,
-    deadline: float,
-) -> tuple[list[RampStep], str]:
-    clock = LoopClock()
-    steps: list[RampStep] = []
-    reason = "the largest count in the ramp passed"
-    connect_s_per_band = 0.2  # measured here: a band's connect + relay takes ~0.2 s
-    async with _host(world, broker, directory, "ramp", close_s=2.0) as host:
-        wall_offset = time.time() - clock.now()
-        for count in counts:
-            needed = (count - len(host.runs)) * connect_s_per_band + settle_s + step_s + 1.0
-            if time.monotonic() + needed > deadline:
-                reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
-                break
-            began = time.monotonic()
-            while len(host.runs) < count:
-                await host.add(_steady_plan(), clock)
-            added = count - (steps[-1].bands if steps else 0)
-            connect_s_per_band = max(0.05, (time.monotonic() - began) / max(1, added))
-            await asyncio.sleep(settle_s)
-            await subscriber.dump()
-            start = time.time()
-            await asyncio.sleep(step_s)
-            end = time.time()
-            samples = _in_window(await subscriber.dump(), start, end)
-            latencies = [(s[0] - s[1]) * 1000 for s in samples]
-            band_ms = [
-                (s[0] - (wall_offset + s[3])) * 1000 for s in samples if not math.isnan(s[3])
-            ]
-            step = RampStep(
-                count,
-                Figures.of(latencies, end - start),
-                count * step_s,
-                _percentile(band_ms, 0.99),
-            )
-            steps.append(step)
-            print(
-                f"  ramp {count:4d} bands: {step.figures.count:5d} events "
-                f"(~{step.expected:.0f} HR expected), p50 {step.figures.p50_ms:7.2f} ms, "
-                f"p99 {step.figures.p99_ms:7.2f} ms, band->sub p99 {step.band_p99_ms:7.2f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-            if not step.figures.p99_ms <= _LIMIT_MS:
-                reason = f"latency (p99 {step.figures.p99_ms:.1f} ms at {count} bands)"
-                break
-    return steps, reason
+    window: Window
+    connect_s: float
+    rss_mb_per_band: float
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -508,13 +470,12 @@ async def _ramp(
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a run under 10 s")
-    parser.add_argument("--speed", type=float, default=50.0, help="relay phase clock speed")
     parser.add_argument(
-        "--budget-s", type=float, help="end the ramp within this many seconds (default 46)"
+        "--budget-s", type=float, help="end the ramp within this many seconds (default 44)"
     )
     parser.add_argument("--step-s", type=float, help="measured seconds per ramp step")
     parser.add_argument(
-        "--bands", type=int, nargs="+", help="ramp band counts (default 10 50 100 200 300 400)"
+        "--bands", type=int, nargs="+", help="ramp band counts (default 50 100 200 300 400 600)"
     )
     parser.add_argument(
         "--no-persistence", action="store_true", help="mosquitto without its autosave"
@@ -531,13 +492,14 @@ def _row(name: str, figures: Figures) -> str:
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
-    # An explicit --budget-s may exceed the 50 s of a default run (a longer ramp by hand).
-    budget = args.budget_s or (8.3 if args.quick else _HARD_BUDGET_S - 6.0)
+    budget = args.budget_s or (8.0 if args.quick else _HARD_BUDGET_S - 6.0)
     deadline = began + budget
-    seconds = 1.0 if args.quick else 3.0
-    step_s = args.step_s or (0.8 if args.quick else 2.5)
-    settle_s = 0.3 if args.quick else 0.7
-    counts = args.bands or ([3, 6, 10] if args.quick else [10, 50, 100, 200, 300, 400])
+    pair = 4 if args.quick else 20  # bands per path in the relay-vs-raw window
+    pair_s = 2.0 if args.quick else 6.0
+    step_s = args.step_s or (1.0 if args.quick else 3.0)
+    settle_s = 0.5 if args.quick else 1.5
+    counts = args.bands or ([8, 16] if args.quick else [50, 100, 200, 300, 400, 600])
+    load_before = _load()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         directory = Path(tmp)
         broker_dir = directory / "broker"
@@ -545,92 +507,109 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         mosquitto = Mosquitto(broker_dir, persistence=not args.no_persistence)
         mosquitto.start()
         subscriber = Subscriber(mosquitto.port)
-        world = VirtualWorld()
+        fleet = Fleet()
+        steps: list[RampStep] = []
+        reason = "the largest count in the ramp passed"
+        store = Store(directory / "sessions.sqlite3")
         try:
-            await subscriber.start()
-            relay = await _relay_phase(
-                world,
-                mosquitto.config,
-                directory,
-                subscriber,
-                name="relay",
-                speed=args.speed,
-                seconds=seconds,
-            )
-            raw = await _raw_phase(
-                mosquitto.config,
-                subscriber,
-                count=min(max(relay.relay.count, 100), 150),
-                gap_s=min(relay.mean_gap_s, 0.05),
-            )
-            raw_pair = await _raw_phase(
-                mosquitto.config,
-                subscriber,
-                count=20 if args.quick else 40,
-                gap_s=min(relay.mean_gap_s, 0.05),
-                qos0_first=True,
-            )
-            steps, reason = await _ramp(
-                world,
-                mosquitto.config,
-                directory,
-                subscriber,
-                counts=counts,
-                step_s=step_s,
-                settle_s=settle_s,
-                deadline=deadline,
-            )
+            await asyncio.gather(subscriber.start(), fleet.take(0))
+            # -- 1. relay vs raw, the same window -------------------------------------
+            paired = Host(mosquitto.config, directory, store)
+            wall_offset = time.time() - paired.clock.now()
+            await _connect_all(paired, fleet, 2 * pair, raw_every=2)
+            await asyncio.sleep(settle_s)
+            both = await _measure(paired, subscriber, pair_s, wall_offset)
+            await paired.close(3.0)
+            # -- 2. the ramp -----------------------------------------------------------
+            host = Host(mosquitto.config, directory, store)
+            wall_offset = time.time() - host.clock.now()
+            rss_before = _rss_mb()
+            connect_s_per_band = 0.05
+            for count in counts:
+                adding = count - host.relayed
+                needed = adding * connect_s_per_band + settle_s + step_s + 1.0
+                if time.monotonic() + needed > deadline:
+                    reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
+                    break
+                connect_s = await _connect_all(host, fleet, adding)
+                connect_s_per_band = max(connect_s_per_band, connect_s / max(1, adding))
+                await asyncio.sleep(settle_s)
+                window = await _measure(host, subscriber, step_s, wall_offset)
+                step = RampStep(count, window, connect_s, (_rss_mb() - rss_before) / count)
+                steps.append(step)
+                f = window.relay
+                print(
+                    f"  ramp {count:4d} bands: connected in {connect_s:5.1f} s, {f.count:5d} HR "
+                    f"events (~{count * step_s:.0f} expected), p50 {f.p50_ms:7.2f} ms, "
+                    f"p99 {f.p99_ms:7.2f} ms, host CPU {window.cpu_ms_per_band_s:.3f} ms/band/s; "
+                    f"{_load()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if not f.p99_ms <= _LIMIT_MS:
+                    reason = f"latency (p99 {f.p99_ms:.1f} ms at {count} bands)"
+                    break
+            sim_rss_per_band = fleet.rss_mb() / max(1, host.relayed)
+            await host.close(3.0)
         finally:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2.0):
-                    await world.close()
+                async with asyncio.timeout(5.0):
+                    await fleet.stop()
             subscriber.stop()
             mosquitto.stop()
-    passing = [s.bands for s in steps if s.figures.p99_ms <= _LIMIT_MS]
-    bands_at_100ms = max(passing, default=0)
+            store.close()
+    passing = [s for s in steps if s.window.relay.p99_ms <= _LIMIT_MS]
+    best = max(passing, key=lambda s: s.bands, default=None)
+    bands_at_100ms = best.bands if best else 0
     capped_by = "latency" if reason.startswith("latency") else "budget"
     if reason.startswith("the largest"):
         capped_by = "ramp_end"
+    load_after = _load()
 
     print(f"mosquitto {'with' if not args.no_persistence else 'without'} persistence/autosave")
+    print(f"before: {load_before}; after: {load_after}")
+    print(f"\n1. {pair} relayed + {pair} raw bands, heart rate at 1 Hz, {pair_s:g} s, band -> sub")
     print(f"{'path':<34} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'per s':>9}")
-    print(_row(f"relay, 1 band at {args.speed:g}x", relay.relay))
-    print(_row("  same, from the band's HR sample", relay.band))
-    print(_row("raw aiomqtt QoS1 (same pace)", raw))
-    print(_row("raw, QoS0 publish then QoS1 (diag.)", raw_pair))
-    print(f"relay event types: {relay.types}")
-    print(f"\nramp (HR at 1 Hz per band; p99 limit {_LIMIT_MS:g} ms; {step_s:g} s per step)")
-    print(f"{'bands':>6} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'band p99':>9}")
+    print(_row("relay (Session + Relay + outbox)", both.relay))
+    print(_row("raw aiomqtt, same message mix", both.raw))
+    print(
+        f"\n2. ramp (relayed bands, HR at 1 Hz; p99 limit {_LIMIT_MS:g} ms; {step_s:g} s per step)"
+    )
+    print(
+        f"{'bands':>6} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
+        f"{'cpu ms/b/s':>10} {'MB/band':>8} {'connect s':>9}"
+    )
     for s in steps:
-        f = s.figures
+        f = s.window.relay
         print(
             f"{s.bands:>6} {f.count:>7} {f.p50_ms:>9.2f} {f.p99_ms:>9.2f} {f.max_ms:>9.2f} "
-            f"{s.band_p99_ms:>9.2f}"
+            f"{s.window.cpu_ms_per_band_s:>10.3f} {s.rss_mb_per_band:>8.3f} {s.connect_s:>9.1f}"
         )
     print(f"ramp ended by: {reason}; bands_at_100ms = {bands_at_100ms}")
+    print(f"band servers: {sim_rss_per_band:.2f} MB per band (not counted in the host's figures)")
     print(f"total {time.monotonic() - began:.1f} s")
-    ratio = relay.relay.p99_ms / raw.p99_ms if raw.p99_ms > 0 else math.nan
+    ratio = both.relay.p99_ms / both.raw.p99_ms if both.raw.p99_ms > 0 else math.nan
 
     def r(value: float, digits: int = 3) -> float | None:
         return None if math.isnan(value) else round(value, digits)
 
+    measured = best or (steps[-1] if steps else None)
     return {
         "bench": "relay",
-        "relay_p50_ms": r(relay.relay.p50_ms),
-        "relay_p99_ms": r(relay.relay.p99_ms),
-        "raw_p50_ms": r(raw.p50_ms),
-        "raw_p99_ms": r(raw.p99_ms),
+        "relay_p50_ms": r(both.relay.p50_ms),
+        "relay_p99_ms": r(both.relay.p99_ms),
+        "raw_p50_ms": r(both.raw.p50_ms),
+        "raw_p99_ms": r(both.raw.p99_ms),
         "overhead_ratio": r(ratio, 2),
-        "events_per_s": r(relay.relay.per_s, 1),
+        "events_per_s": r(both.relay.per_s, 1),
         "bands_at_100ms": bands_at_100ms,
-        "band_p50_ms": r(relay.band.p50_ms),
-        "band_p99_ms": r(relay.band.p99_ms),
-        "relay_events": relay.relay.count,
-        "raw_qos0_then_qos1_p50_ms": r(raw_pair.p50_ms),
-        "raw_qos0_then_qos1_p99_ms": r(raw_pair.p99_ms),
-        "speed": args.speed,
-        "ramp": {str(s.bands): r(s.figures.p99_ms, 2) for s in steps},
+        "host_cpu_ms_per_band_s": r(measured.window.cpu_ms_per_band_s) if measured else None,
+        "rss_mb_per_band": r(measured.rss_mb_per_band) if measured else None,
+        "sim_rss_mb_per_band": r(sim_rss_per_band),
+        "ramp": {str(s.bands): r(s.window.relay.p99_ms, 2) for s in steps},
         "ramp_capped_by": capped_by,
+        "paired_bands": pair,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "persistence": not args.no_persistence,
         "quick": args.quick,
     }

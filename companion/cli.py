@@ -93,7 +93,11 @@ def _one_band(sim: bool, target: str | None, option: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _virtual_world(
-    count: int, clock: LoopClock | None = None, *, with_strap: bool = False
+    count: int,
+    clock: LoopClock | None = None,
+    *,
+    with_strap: bool = False,
+    with_watches: bool = False,
 ) -> Any:
     from .sim import VirtualBandConfig, VirtualWorld
     from .sim.serve import server_band_configs
@@ -105,6 +109,9 @@ async def _virtual_world(
             await world.add_band(
                 VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
             )
+        if with_watches:  # the watches people own, as their firmware behaves
+            await world.add_infinitime()
+            await world.add_bangle()
         yield world
 
 
@@ -305,14 +312,16 @@ def _print_summary(store: Store, session_id: str) -> None:
 @click.option("--sim", is_flag=True, help="List virtual bands instead of real ones.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
 def scan(sim: bool, timeout: float) -> None:
-    """List the bands in range: companion bands and standard heart-rate sensors."""
+    """List the bands in range: companion bands, InfiniTime and Bangle.js watches and
+    standard heart-rate sensors, each with its kind and what it can do."""
+    from .kinds import CAPABILITIES, kind_of
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(
-                    _virtual_world(2, with_strap=True)
+                    _virtual_world(2, with_strap=True, with_watches=True)
                 )
                 backend = world.backend
             with console.status(f"listening for {timeout:g} s..."):
@@ -322,10 +331,13 @@ def scan(sim: bool, timeout: float) -> None:
                 "no band found: is it charged, near, and not connected to a phone? "
                 "Try again with a longer --timeout, or --sim for a virtual band."
             )
-        table = Table("name", "address", "RSSI", "speaks")
+        table = Table("name", "address", "RSSI", "kind", "can do")
         for band in found:
-            speaks = "companion protocol" if band.speaks_companion else "heart rate only"
-            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", speaks)
+            kind = kind_of(band)
+            if kind is None:
+                continue
+            features = ", ".join(CAPABILITIES[kind].features())
+            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", kind.value, features)
         console.print(table)
 
     _run_async(go)
@@ -427,10 +439,85 @@ def sim(port: int, bands: int, name: str, drift_ppm: float) -> None:
     )
 
 
+# -- FIT files (the optional 'fit' extra) ----------------------------------------------
+
+
+def _export_fit(store: Store, session_id: str, path: Path) -> Path:
+    try:
+        from .fit import export_fit
+    except ImportError as exc:
+        raise CompanionError(str(exc)) from exc
+    return export_fit(store, session_id, path)
+
+
+class _PlansCommand(click.Command):
+    """`plans [NAME]`, and `plans import WORKOUT.fit`: the one subcommand of `plans`."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        if args[:1] == ["import"]:
+            return plans_import.make_context(
+                f"{info_name} import", args[1:], parent=parent, **extra
+            )
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command("import")
+@click.argument("workout", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan to this TOML file  [default: print it]",
+)
+def plans_import(workout: Path, output: Path | None) -> None:
+    """Turn a FIT workout file (from a training platform) into a TOML plan.
+
+    Timed steps become steps, rest and recovery steps rests, repeats rounds;
+    steps the band cannot time (distance, lap press, calories, reps without a
+    time) are refused with the step named. The mapping is in docs/plans.md.
+    `companion run WORKOUT.fit` runs the file without converting it.
+    """
+    from .plan import plan_to_toml
+
+    try:
+        try:
+            from .fit import load_fit_plan
+        except ImportError as exc:
+            raise CompanionError(str(exc)) from exc
+        plan = load_fit_plan(workout)
+        text = plan_to_toml(plan)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CompanionError(
+                f"cannot write the plan to {output}: {exc.strerror}. "
+                "Check that the folder exists and is writable, or choose another path"
+            ) from exc
+    except CompanionError as exc:
+        _fail(str(exc))
+    console.print(
+        f"{workout} -> {output}: {len(plan.steps)} steps x {plan.rounds} rounds, "
+        f"{plan.total_s / 60:.1f} min. Run it: companion run {output} --sim",
+        highlight=False,
+    )
+
+
 # -- plans and history -----------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    cls=_PlansCommand,
+    epilog="Import a FIT workout: companion plans import WORKOUT.fit -o PLAN.toml",
+)
 @click.argument("name", required=False)
 def plans(name: str | None) -> None:
     """List the built-in plans, or show the steps of one (a name or a TOML file)."""
@@ -501,13 +588,20 @@ def history(db: Path | None, limit: int) -> None:
     help="Report file: .html or .png  [default: companion-SESSION.html]",
 )
 @click.option("--tcx", type=click.Path(dir_okay=False, path_type=Path), help="Also export TCX.")
+@click.option(
+    "--fit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also export a FIT activity (needs the 'fit' extra).",
+)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
-def report(session: str, output: Path | None, tcx: Path | None, db: Path | None) -> None:
+def report(
+    session: str, output: Path | None, tcx: Path | None, fit: Path | None, db: Path | None
+) -> None:
     """Write a report of SESSION (an id or its first characters, see `companion history`).
 
     The report charts heart rate with each exercise shaded, the cue markers,
-    a per-round summary and the cue timing. --tcx also writes the session for
-    training platforms.
+    a per-round summary and the cue timing. --tcx and --fit also write the
+    session for training platforms (FIT: one lap per step).
     """
     from .export import export_tcx
     from .report import write_report
@@ -519,6 +613,8 @@ def report(session: str, output: Path | None, tcx: Path | None, db: Path | None)
             console.print(f"report written to {path}")
             if tcx is not None:
                 console.print(f"TCX written to {export_tcx(store, record.id, tcx)}")
+            if fit is not None:
+                console.print(f"FIT written to {_export_fit(store, record.id, fit)}")
     except CompanionError as exc:
         _fail(str(exc))
 

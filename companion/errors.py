@@ -13,6 +13,7 @@ __all__ = [
     "BrokerError",
     "CommandError",
     "CompanionError",
+    "FitFileError",
     "IncompatibleBandError",
     "LinkLostError",
     "PairingRequiredError",
@@ -69,6 +70,10 @@ class BrokerError(CompanionError):
 
 class ReportError(CompanionError):
     """A report or export cannot be written: unsupported file type, or the path is not writable."""
+
+
+class FitFileError(CompanionError):
+    """A FIT file cannot be used: not FIT, damaged (truncated, bad CRC), or the wrong file type."""
 
 
 class StoreError(CompanionError):

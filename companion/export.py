@@ -12,11 +12,8 @@ Trackpoint times are the session's wall-clock start plus the host-clock offset
 of each sample (see :meth:`SessionReport.wall_time
 <companion.report.SessionReport.wall_time>`), in UTC with milliseconds.
 
-FIT is not written. Garmin's own ``garmin-fit-sdk`` (typed, maintained) has an
-encoder, but under Garmin's FIT Protocol License Agreement, not an open-source
-licence, and ``fit-tool`` is a beta community fork of a package its author
-withdrew from PyPI; depending on either is a decision for the project, not for
-an exporter. ``docs/store.md`` describes the data for any other format.
+FIT is written by :mod:`companion.fit` (one lap per step, the optional ``fit``
+extra); ``docs/store.md`` describes the data for any other format.
 """
 
 from __future__ import annotations
@@ -52,7 +49,7 @@ def export_tcx(store: Store, session_id: str, path: str | Path) -> Path:
         raise ReportError(
             f"cannot export to {target}: unsupported file type {target.suffix or '(none)'!r}. "
             f"Use a path ending in .tcx, e.g. {target.with_suffix('.tcx').name} "
-            "(FIT is not supported)"
+            "(for FIT, use companion.fit.export_fit or `companion report SESSION --fit`)"
         )
     report = build_report(store, session_id)
     tree = ET.ElementTree(tcx_document(report))

@@ -10,6 +10,7 @@ in ``docs/plans.md``.
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ __all__ = [
     "builtin_plan",
     "load_plan",
     "parse_plan",
+    "plan_to_toml",
     "resolve_plan",
 ]
 
@@ -304,10 +306,15 @@ def builtin_plan(name: str, rounds: int | None = None) -> Plan:
 
 
 def resolve_plan(name_or_path: str, rounds: int | None = None) -> Plan:
-    """A built-in name or a TOML path, as typed on the command line."""
+    """A built-in name, a TOML path or a FIT workout file, as typed on the command line."""
     if name_or_path in BUILTIN_PLANS:
         return builtin_plan(name_or_path, rounds)
     path = Path(name_or_path)
+    if path.suffix.lower() == ".fit":
+        from .fit import load_fit_plan  # the optional 'fit' extra, imported only when used
+
+        plan = load_fit_plan(path)
+        return plan.with_rounds(rounds) if rounds is not None else plan
     if path.suffix == ".toml" or path.exists():
         plan = load_plan(path)
         return plan.with_rounds(rounds) if rounds is not None else plan
@@ -315,3 +322,44 @@ def resolve_plan(name_or_path: str, rounds: int | None = None) -> Plan:
         f"{name_or_path!r} is neither a built-in plan ({', '.join(BUILTIN_PLANS)}) nor a "
         "TOML file; list them with `companion plans`"
     )
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML wants escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def plan_to_toml(plan: Plan) -> str:
+    """A plan as a TOML plan file (docs/plans.md) that :func:`load_plan` reads back equal."""
+    lines = [
+        f"name = {_toml_string(plan.name)}",
+        f"title = {_toml_string(plan.title)}",
+        f"rounds = {plan.rounds}",
+        f"round_rest = {_toml_number(plan.round_rest_s)}",
+        f"countdown = {plan.countdown}",
+        f"notes = [{', '.join(_toml_string(n) for n in plan.notes)}]",
+    ]
+    for step in plan.steps:
+        lines += ["", "[[steps]]", f"name = {_toml_string(step.name)}"]
+        lines.append(f"duration = {_toml_number(step.duration_s)}")
+        if step.kind is not fp.StepKind.EXERCISE:
+            lines.append('kind = "rest"')
+        if step.switch_side:
+            lines.append("switch_side = true")
+        if step.tip:
+            lines.append(f"tip = {_toml_string(step.tip)}")
+    defaults = {p.cue: p for p in fp.DEFAULT_PATTERNS}
+    for pattern in plan.patterns:
+        if defaults.get(pattern.cue) != pattern:
+            pulses = ", ".join(f"[{p.on_ms}, {p.off_ms}]" for p in pattern.pulses)
+            lines += [
+                "",
+                f"[patterns.{pattern.cue.name.lower()}]",
+                f"intensity = {pattern.intensity}",
+                f"pulses = [{pulses}]",
+            ]
+    return "\n".join(lines) + "\n"

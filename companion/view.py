@@ -329,7 +329,9 @@ class LiveView:
     ) -> None:
         if self._task is None:
             return
-        if exc_type is None:
+        # A session that ended (also by an error: link lost, storage, Ctrl-C) gets its
+        # final frame drawn, so the panel says "stopped", not what it showed before.
+        if exc_type is None or self.session.finished:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), 2.0)
         self._task.cancel()

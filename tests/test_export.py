@@ -122,6 +122,6 @@ def test_export_of_an_unknown_session_says_how_to_list_sessions(
     assert not (tmp_path / "missing.tcx").exists()
 
 
-def test_export_to_fit_is_refused_with_the_tcx_alternative(store: Store, tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match=r"unsupported file type '\.fit'.*session\.tcx"):
+def test_tcx_export_to_fit_is_refused_with_both_alternatives(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"unsupported file type '\.fit'.*session\.tcx.*--fit"):
         export_tcx(store, "feedbeef", tmp_path / "session.fit")

@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from ..errors import BrokerError
 
@@ -34,18 +34,26 @@ class BrokerConfig:
         CA certificate that signed the broker's certificate when it is not one
         the system already trusts.
         """
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+            raise BrokerError(
+                f"cannot read the broker URL ({exc}); write mqtt://[USER:PASSWORD@]HOST:PORT"
+            ) from None
+        shown = _masked(parts)  # an error message may be logged or shown: never the password
         if parts.scheme not in _DEFAULT_PORTS:
             raise BrokerError(
-                f"cannot use the broker URL {url!r}: it must start with mqtt:// or mqtts:// "
+                f"cannot use the broker URL {shown!r}: it must start with mqtt:// or mqtts:// "
                 "(for example mqtt://127.0.0.1:1883)"
             )
         if not parts.hostname:
-            raise BrokerError(f"the broker URL {url!r} names no host; write mqtt://HOST:PORT")
+            raise BrokerError(f"the broker URL {shown!r} names no host; write mqtt://HOST:PORT")
         try:
             port = parts.port or _DEFAULT_PORTS[parts.scheme]
         except ValueError:
-            raise BrokerError(f"the broker URL {url!r} has a port that is not a number") from None
+            raise BrokerError(
+                f"the broker URL {shown!r} has a port that is not a number (1-65535)"
+            ) from None
         ca = Path(ca_file) if ca_file is not None else None
         if ca is not None and not ca.is_file():
             raise BrokerError(f"the CA file {ca} does not exist; pass the broker's CA certificate")
@@ -79,3 +87,12 @@ class BrokerConfig:
         if not self.tls:
             return None
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+def _masked(parts: SplitResult) -> str:
+    """The URL as written, with any password replaced by ``***``."""
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" in user:
+        user = user.split(":", 1)[0] + ":***"
+    netloc = f"{user}{at}{host}"
+    return parts._replace(netloc=netloc).geturl()

@@ -1,11 +1,19 @@
 """The relay: a session's events, state and heart rate on MQTT, and commands back.
 
-One long-lived task follows the session into the outbox; a connection loop
-opens a *fresh* aiomqtt client for every attempt (a reused client re-sends its
-stale in-flight messages), announces the band, drains the outbox with a
-bounded window of publishes in flight, keeps the retained state current and
-reads commands. Any broker error ends that connection's task group at once and
-the loop reconnects with backoff; the outbox makes sure nothing is lost.
+A follower task writes every session event into the outbox and, when the
+connection is up and has room, hands it to the client in the same pass; a
+connection loop opens a *fresh* aiomqtt client for every attempt (a reused
+client re-sends its stale in-flight messages), announces the band, drains
+what the outbox holds with a bounded window of publishes in flight, keeps the
+retained state current and reads commands. Any broker error ends that
+connection's task group at once and the loop reconnects with backoff; the
+outbox makes sure nothing is lost.
+
+Whatever fails is never silent: a command that cannot be parsed or obeyed
+becomes a ``command_rejected`` event, and any other failure of the relay is
+logged, marks the band ``offline``, leaves the follower filling the outbox
+(the next run publishes it) and is raised as a :class:`BrokerError` when the
+relay closes, so the CLI exits non-zero with the reason.
 """
 
 from __future__ import annotations
@@ -13,8 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -45,7 +57,10 @@ logger = logging.getLogger(__name__)
 
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 5.0
-_PRUNE_AFTER_S: Final = 60.0
+_HELD_S: Final = 5.0  # a connection up this long was a good one: the backoff starts over
+_MAINTAIN_EVERY_S: Final = 1.0  # prune acknowledged rows, checkpoint the WAL
+_COMMANDS_QUEUED: Final = 16  # more waiting than this is a flood: rejected at once
+_OFFLINE_TIMEOUT_S: Final = 2.0
 
 
 def _as_bytes(payload: object) -> bytes:
@@ -110,13 +125,39 @@ def _connect_error(
     )
 
 
+def next_backoff(delay_s: float, held_s: float) -> float:
+    """The wait before the next attempt, after a connection that lasted ``held_s``.
+
+    Doubling while attempts keep failing (a broker that is down is not hammered),
+    back to the first step after a connection that held: one drop after an hour
+    of service is retried at once, not after the longest wait ever reached.
+    """
+    if held_s >= _HELD_S:
+        return _BACKOFF_FIRST_S
+    return min(delay_s * 2, _BACKOFF_MAX_S)
+
+
+@dataclass(eq=False)
+class _Line:
+    """The publishing side of one connection: its client and what it has in flight."""
+
+    client: aiomqtt.Client
+    tasks: asyncio.TaskGroup
+    in_flight: int = 0
+    last_id: int = 0  # the highest outbox id handed to this client
+    backlog: bool = True  # the outbox may hold rows this connection has not sent yet
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    since: float = field(default_factory=time.monotonic)
+
+
 class Relay:
     """``async with Relay(session, "mqtt://host:1883")``: the session on MQTT.
 
     ``broker`` is a URL, a :class:`BrokerConfig`, or ``None`` for an embedded
     broker on 127.0.0.1 that the relay starts and stops. ``heart_rate=False``
     keeps heart rate (health data) off the broker entirely. ``outbox`` is the
-    SQLite file that holds messages until the broker acknowledges them.
+    SQLite file that holds messages until the broker acknowledges them;
+    ``wall_clock`` stamps their acknowledgements (a test speeds it up).
     """
 
     def __init__(
@@ -135,6 +176,7 @@ class Relay:
         replay_window_s: float = 2.0,
         window: int = 100,
         state_every_s: float = 1.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.session = session
         self.broker_config = BrokerConfig.from_url(broker) if isinstance(broker, str) else broker
@@ -151,18 +193,22 @@ class Relay:
         self._replay_window_s = replay_window_s
         self._window = window
         self._state_every_s = state_every_s
+        self._wall_clock = wall_clock
 
         self._embedded: EmbeddedBroker | None = None
         self._outbox: Outbox | None = None
-        self._client: aiomqtt.Client | None = None
+        self._line: _Line | None = None
         self._runner: asyncio.Task[None] | None = None
         self._connected_once = asyncio.Event()
-        self._work = asyncio.Event()  # the outbox has new rows
+        self._work = asyncio.Event()  # the outbox has rows the connection has not taken
         self._state_changed = asyncio.Event()
         self._idle = asyncio.Event()  # the session ended and the outbox is empty
+        self._flushing = False
         self._follower_done = False
-        self._commands: asyncio.Queue[bytes] = asyncio.Queue()
+        self._acks: list[int] = []
+        self._commands: asyncio.Queue[str] = asyncio.Queue(_COMMANDS_QUEUED)
         self._identifier = f"companion-{session.band_id}-{os.getpid()}"
+        self._failure: BaseException | None = None
         self.reconnects = 0
 
     # -- what others read ----------------------------------------------------------
@@ -170,7 +216,7 @@ class Relay:
     @property
     def connected(self) -> bool:
         """Whether the relay is connected to its broker right now."""
-        return self._client is not None
+        return self._line is not None
 
     @property
     def url(self) -> str:
@@ -181,6 +227,14 @@ class Relay:
     def pending(self) -> int:
         """Messages stored but not yet acknowledged by the broker."""
         return self._outbox.pending_count() if self._outbox else 0
+
+    @property
+    def failure(self) -> str | None:
+        """Why the relay stopped publishing, if it did (it then only fills the outbox)."""
+        if self._failure is None:
+            return None
+        reason = str(self._failure) or type(self._failure).__name__
+        return f"{type(self._failure).__name__}: {reason}" if str(self._failure) else reason
 
     @property
     def _config(self) -> BrokerConfig:
@@ -195,7 +249,7 @@ class Relay:
             self._embedded = EmbeddedBroker()
             await self._embedded.start()
             self.broker_config = self._embedded.config
-        self._outbox = Outbox(self._outbox_path, owner=self.session.band_id)
+        self._outbox = Outbox(self._outbox_path, owner=self.session.band_id, clock=self._wall_clock)
         self._runner = asyncio.create_task(self._run(), name="mqtt-relay")
         connected = asyncio.create_task(self._connected_once.wait())
         try:
@@ -218,9 +272,16 @@ class Relay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
+        if exc_type is None and self._failure is None:
             await self._flush()
+        pending = self.pending  # before the outbox closes
         await self._shutdown()
+        if self._failure is not None and exc_type is None:
+            raise BrokerError(
+                f"the MQTT relay stopped publishing ({self.failure}); the workout went on and "
+                f"{pending} messages wait in {self._outbox_path}: the next `companion run` "
+                "with this band publishes them first"
+            ) from self._failure
 
     async def _flush(self) -> None:
         """Publish what the session left in the outbox, then say goodbye on the broker."""
@@ -228,6 +289,7 @@ class Relay:
         assert outbox is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._flush_timeout):
+                self._flushing = True
                 self._idle.clear()  # look again now: the session may have ended since
                 self._check_idle()
                 await self._idle.wait()
@@ -237,19 +299,21 @@ class Relay:
                 outbox.pending_count(),
                 outbox.path,
             )
-        client = self._client
-        if client is not None:
+        line = self._line
+        if line is not None:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 async with asyncio.timeout(self._flush_timeout):
-                    await self._publish_state(client)
-                    await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+                    await self._publish_state(line.client)
+                    await line.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
 
     def _check_idle(self) -> None:
         """Wake a waiting flush once the session is followed to its end and all is delivered."""
         outbox = self._outbox
+        if not self._flushing or outbox is None:
+            return  # counting rows on every acknowledgement would cost a query each
         # A session still running when the relay closes has nothing more to wait for.
         followed = self._follower_done or not self.session.finished
-        if followed and outbox is not None and not outbox.pending_count():
+        if followed and not self._acks and not outbox.pending_count():
             self._idle.set()
 
     async def _shutdown(self) -> None:
@@ -260,48 +324,145 @@ class Relay:
         if self._embedded is not None:
             await self._embedded.stop()
         if self._outbox is not None:
+            self._flush_acks()
             self._outbox.close()
+            self._outbox = None
 
     # -- the long-lived work ---------------------------------------------------------
 
     async def _run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._follow_session())
-            tasks.create_task(self._obey_commands())
-            await self._stay_connected()
+        # The follower is outside the task group: whatever breaks the publishing side,
+        # the session's events keep going into the outbox.
+        follower = asyncio.create_task(self._follow_session(), name="mqtt-relay-follower")
+        try:
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._obey_commands())
+                    tasks.create_task(self._maintain_outbox())
+                    await self._stay_connected()
+            except Exception as exc:
+                if not self._connected_once.is_set():
+                    raise  # the first connection failed: __aenter__ says why
+                await self._fail("publishing", exc)
+            await follower
+        finally:
+            if not follower.done():
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+    async def _fail(self, doing: str, exc: BaseException) -> None:
+        """Never silent: log it, mark the band offline, keep it for ``__aexit__`` to raise."""
+        cause = _root_cause(exc)
+        if self._failure is not None:
+            return
+        self._failure = cause
+        self._line = None
+        logger.error(
+            "the MQTT relay stopped %s (%s); the workout goes on and its events stay in %s",
+            doing,
+            self.failure,
+            self._outbox_path,
+        )
+        logger.debug("what stopped the MQTT relay", exc_info=cause)
+        client = _new_client(
+            self._config,
+            f"{self._identifier}-offline",
+            will=None,
+            keepalive=self._keepalive,
+            window=1,
+            timeout=_OFFLINE_TIMEOUT_S,
+        )
+        with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+            async with asyncio.timeout(_OFFLINE_TIMEOUT_S), client:
+                await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
 
     async def _follow_session(self) -> None:
         outbox = self._outbox
         assert outbox is not None
-        async for numbered in self.session.events():
-            if isinstance(numbered.event, HeartRate):
-                if not self.heart_rate:
-                    continue
-                outbox.put(self.topics.hr, heart_rate_payload(numbered, numbered.event), qos=0)
-            outbox.put(self.topics.event, event_payload(numbered), qos=1)
-            self._idle.clear()
-            self._work.set()
-            self._state_changed.set()
-        self._follower_done = True
-        self._check_idle()
+        try:
+            async for numbered in self.session.events():
+                messages = []
+                if isinstance(numbered.event, HeartRate):
+                    if not self.heart_rate:
+                        continue
+                    messages.append(
+                        (self.topics.hr, heart_rate_payload(numbered, numbered.event), 0)
+                    )
+                else:
+                    self._state_changed.set()  # heart rate alone waits for the periodic state
+                messages.append((self.topics.event, event_payload(numbered), 1))
+                ids = outbox.put_many(messages)
+                self._idle.clear()
+                for message_id, (topic, payload, qos) in zip(ids, messages, strict=True):
+                    self._offer(OutboxMessage(message_id, topic, payload, qos, False))
+        except Exception as exc:
+            await self._fail("following the session", exc)
+        finally:
+            self._follower_done = True
+            self._check_idle()
+
+    def _offer(self, message: OutboxMessage) -> None:
+        """Publish a new row at once if the connection has no backlog and has room."""
+        line = self._line
+        free = line is not None and not line.backlog and line.in_flight < self._window
+        if free and line is not None and self._send(line, message):
+            return
+        if line is not None:
+            line.backlog = True  # keep the order: this row goes out before any later one
+        self._work.set()
+
+    def _send(self, line: _Line, message: OutboxMessage) -> bool:
+        publish = self._publish(line, message)
+        try:
+            line.tasks.create_task(publish)
+        except RuntimeError:  # the connection is closing: the next one takes it from the outbox
+            publish.close()
+            return False
+        line.in_flight += 1
+        line.last_id = message.id
+        return True
+
+    def _read_command(self, payload: bytes) -> None:
+        """Parse a ``cmd`` payload now (bounded); queue the command or reject it."""
+        try:
+            command = parse_command(payload)
+        except Exception as exc:  # anything a stranger sends is refused, never raised
+            shown = payload[:40].decode("utf-8", "replace")
+            self.session.reject("mqtt", shown, str(exc) or type(exc).__name__)
+            return
+        try:
+            self._commands.put_nowait(command)
+        except asyncio.QueueFull:
+            self.session.reject(
+                "mqtt", command, f"{_COMMANDS_QUEUED} commands already wait; send fewer at once"
+            )
 
     async def _obey_commands(self) -> None:
         while True:
-            payload = await self._commands.get()
-            try:
-                command = parse_command(payload)
-            except ValueError as exc:
-                shown = payload[:40].decode("utf-8", "replace")
-                self.session.reject("mqtt", shown, str(exc))
-                continue
+            command = await self._commands.get()
             try:
                 await getattr(self.session, command)()
             except CompanionError as exc:
                 self.session.reject("mqtt", command, str(exc))
+            except Exception as exc:  # a command the band could not carry out, reported
+                logger.exception("MQTT command %r failed", command)
+                self.session.reject("mqtt", command, f"{type(exc).__name__}: {exc}")
             self._state_changed.set()
 
+    async def _maintain_outbox(self) -> None:
+        """Prune as we go (keeping the replay window) and checkpoint off the loop's thread."""
+        outbox = self._outbox
+        assert outbox is not None
+        while True:
+            await asyncio.sleep(_MAINTAIN_EVERY_S)
+            self._flush_acks()
+            outbox.prune(self._replay_window_s)
+            if outbox.needs_checkpoint():
+                await asyncio.to_thread(outbox.checkpoint)
+
     async def _stay_connected(self) -> None:
-        backoff = _BACKOFF_FIRST_S
+        delay = _BACKOFF_FIRST_S / 2  # next_backoff doubles it: the first wait is the first step
         unexpected = False
         while True:
             error: BaseException | None = None
@@ -310,15 +471,17 @@ class Relay:
             except* (aiomqtt.MqttError, OSError) as group:
                 error = group.exceptions[0]
             finally:
-                self._client = None
+                line, self._line = self._line, None
+                held = time.monotonic() - line.since if line is not None else 0.0
+                self._flush_acks()
             if not self._connected_once.is_set():
                 assert error is not None
                 raise error
             if error is not None:
                 logger.warning("MQTT broker %s lost (%s); reconnecting", self._config.url, error)
             unexpected = True
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _BACKOFF_MAX_S)
+            delay = next_backoff(delay, held)
+            await asyncio.sleep(delay)
 
     async def _connection(self, *, replay: bool) -> None:
         outbox = self._outbox
@@ -337,17 +500,17 @@ class Relay:
                 self.reconnects += 1
                 again = outbox.replay_recent(self._replay_window_s)
                 logger.info("MQTT broker back; publishing %d recent messages again", again)
-            outbox.prune(_PRUNE_AFTER_S)
             await client.subscribe(self.topics.cmd, qos=1)
             if self.discovery:
                 await client.subscribe(f"{self._discovery_root}/status", qos=1)
             await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
             await self._announce(client)
-            self._client = client
-            self._connected_once.set()
             async with asyncio.TaskGroup() as tasks:
+                line = _Line(client, tasks)
+                self._line = line
+                self._connected_once.set()
                 tasks.create_task(self._read(client))
-                tasks.create_task(self._drain_outbox(client))
+                tasks.create_task(self._drain_outbox(line))
                 tasks.create_task(self._keep_state(client))
 
     async def _announce(self, client: aiomqtt.Client) -> None:
@@ -368,49 +531,69 @@ class Relay:
                     # A retained command would replay on every connect: a stale "stop".
                     logger.warning("ignored a retained command on %s", self.topics.cmd)
                     continue
-                self._commands.put_nowait(payload)
+                self._read_command(payload)
             elif message.topic.matches(status) and payload == ONLINE.encode():
                 await self._announce(client)
 
-    async def _drain_outbox(self, client: aiomqtt.Client) -> None:
+    async def _drain_outbox(self, line: _Line) -> None:
+        """Publish what the outbox holds that this connection has not sent (after a drop)."""
         outbox = self._outbox
         assert outbox is not None
-        window = asyncio.Semaphore(self._window)
-        last_id = 0
-        async with asyncio.TaskGroup() as tasks:
-            while True:
-                self._work.clear()
-                batch = outbox.pending(after=last_id, limit=self._window)
-                if not batch:
-                    await self._work.wait()
-                    continue
-                for message in batch:
-                    await window.acquire()
-                    tasks.create_task(self._publish(client, outbox, message, window))
-                    last_id = message.id
+        while True:
+            self._work.clear()
+            batch = outbox.pending(after=line.last_id, limit=self._window)
+            if not batch:
+                line.backlog = False  # new rows go straight from the follower now
+                await self._work.wait()
+                continue
+            line.backlog = True
+            for message in batch:
+                while line.in_flight >= self._window:
+                    line.room.clear()
+                    await line.room.wait()
+                if not self._send(line, message):
+                    return
 
-    async def _publish(
-        self,
-        client: aiomqtt.Client,
-        outbox: Outbox,
-        message: OutboxMessage,
-        window: asyncio.Semaphore,
-    ) -> None:
+    async def _publish(self, line: _Line, message: OutboxMessage) -> None:
         try:
-            await client.publish(
+            await line.client.publish(
                 message.topic, message.payload, qos=message.qos, retain=message.retain
             )
-            outbox.ack(message.id)
         finally:
-            window.release()
+            line.in_flight -= 1
+            line.room.set()
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        self._acks.append(message.id)
+
+    def _flush_acks(self) -> None:
+        """Mark the acknowledged rows in one transaction (once per loop pass, not per PUBACK)."""
+        if not self._acks or self._outbox is None:
+            return
+        acks, self._acks = self._acks, []
+        self._outbox.ack_many(acks)
         self._check_idle()
 
     async def _keep_state(self, client: aiomqtt.Client) -> None:
+        """The retained state: at once when what it shows changes, else once a period.
+
+        Every retained publish is a write the broker saves, so heart rate and
+        the countdown refresh it once per ``state_every_s``, not per event.
+        """
+        loop = asyncio.get_running_loop()
+        shown: tuple[object, ...] | None = None
+        published_at = -math.inf
         while True:
             self._state_changed.clear()
-            await self._publish_state(client)
+            snapshot = self.session.snapshot()
+            key = (snapshot.phase, snapshot.round, snapshot.step_index, snapshot.link_up)
+            if key != shown or loop.time() - published_at >= self._state_every_s:
+                payload = state_payload(snapshot, include_heart_rate=self.heart_rate)
+                await client.publish(self.topics.state, payload, qos=1, retain=True)
+                shown, published_at = key, loop.time()
+            wait = max(0.0, published_at + self._state_every_s - loop.time())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._state_every_s):
+                async with asyncio.timeout(wait):
                     await self._state_changed.wait()
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:

@@ -21,6 +21,8 @@ from ..state import SessionPhase, SessionSnapshot
 
 __all__ = [
     "COMMANDS",
+    "MAX_COMMAND_BYTES",
+    "MAX_COMMAND_DEPTH",
     "OFFLINE",
     "ONLINE",
     "SCHEMA_VERSION",
@@ -37,6 +39,8 @@ SCHEMA_VERSION: Final = 1
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 COMMANDS: Final = ("start", "pause", "resume", "stop", "skip")
+MAX_COMMAND_BYTES: Final = 512  # {"command": "resume"} is 21: room for a few more fields
+MAX_COMMAND_DEPTH: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +190,30 @@ def heart_rate_payload(event: SessionEvent, sample: HeartRate) -> bytes:
 def parse_command(payload: bytes) -> str:
     """The command in a ``cmd`` message: ``pause`` or ``{"command": "pause"}``.
 
-    Raises ``ValueError`` with the reason for anything else.
+    Raises ``ValueError`` with the reason for anything else. Anyone who can
+    publish on the broker can send anything here, so the payload is bounded
+    (:data:`MAX_COMMAND_BYTES`, :data:`MAX_COMMAND_DEPTH`) before it is parsed:
+    no payload can cost more than a bounded parse or raise anything else.
     """
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ValueError(
+            f"the payload is {len(payload)} bytes; a command is at most {MAX_COMMAND_BYTES}"
+        )
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ValueError("the payload is not UTF-8 text") from None
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
+        if _nesting(text) > MAX_COMMAND_DEPTH:
+            raise ValueError(
+                f"the JSON is nested more than {MAX_COMMAND_DEPTH} levels; "
+                'send {"command": "pause"}'
+            )
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the payload is not valid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise ValueError(f"the payload is not valid JSON: {reason}") from None
         command = data.get("command") if isinstance(data, dict) else None
         if not isinstance(command, str):
             raise ValueError('a JSON command needs a "command" string, e.g. {"command": "pause"}')
@@ -206,3 +223,25 @@ def parse_command(payload: bytes) -> str:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise ValueError(f"unknown command {shown!r}; send one of {', '.join(COMMANDS)}")
     return word
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in JSON text, brackets inside strings not counted."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

@@ -21,7 +21,6 @@ from bumble import hci
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.gatt import Characteristic, CharacteristicValue, Service
-from bumble.host import Host
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
@@ -31,6 +30,7 @@ from firmware_protocol import gatt
 from ..clock import Clock, LoopClock
 from .controller import SimController, SimLink
 from .cores import BandCore, BandEngine, make_engine
+from .quiet import QuietHost
 
 __all__ = ["BandClock", "Motor", "VirtualBand", "VirtualBandConfig"]
 
@@ -150,7 +150,7 @@ class VirtualBand:
         self.connections = 0
         self._link = link
         self._controller = SimController(config.name, link=link)
-        host = Host(self._controller, AsyncPipeSink(self._controller))
+        host = QuietHost(self._controller, AsyncPipeSink(self._controller))
         self.device = Device(
             config=DeviceConfiguration(
                 name=config.name,

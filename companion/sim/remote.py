@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 from bleak.exc import BleakError
 from bumble.device import Device
-from bumble.host import Host
 from bumble.keys import MemoryKeyStore
 from bumble.transport import open_transport
 from bumble.transport.common import StreamPacketSink
@@ -36,6 +35,7 @@ from bumble.transport.common import StreamPacketSink
 from ..ble.backend import BleakBackend
 from .backend import SimAdapter
 from .band import random_static_address
+from .quiet import QuietHost
 from .world import central_device
 
 __all__ = ["SIM_URL_SCHEME", "RemoteAdapter", "parse_sim_url", "remote_backend"]
@@ -156,7 +156,9 @@ class RemoteAdapter(SimAdapter):
                 f"no virtual band server at {self.url} ({exc.strerror or exc}): start one with "
                 f"`companion sim --port {self._server_port}`"
             ) from None
-        device = central_device(Host(transport.source, transport.sink), self._name, self.address)
+        device = central_device(
+            QuietHost(transport.source, transport.sink), self._name, self.address
+        )
         device.keystore = self._keystore
         session = _Session(transport, device, asyncio.Lock())
         try:

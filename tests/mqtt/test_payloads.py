@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from companion.errors import BrokerError
 from companion.mqtt import BrokerConfig, Outbox, Topics, discovery_payload, parse_command
 from companion.mqtt.discovery import discovery_topic
+from companion.mqtt.relay import next_backoff
 from companion.mqtt.topics import COMMANDS
 from companion.state import DeviceInfo
 
@@ -59,6 +60,22 @@ def test_the_url_shown_never_contains_the_password() -> None:
     assert BrokerConfig.from_url("mqtt://me:secret@h:1").url == "mqtt://me@h:1"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mqtt://u:pw-s3cret@host:notaport",
+        "mqtt://u:pw-s3cret@host:99999",
+        "http://u:pw-s3cret@host",
+        "mqtt://u:pw-s3cret@:1883",
+        "mqtt://u:pw-s3cret@[::1",
+    ],
+)
+def test_a_bad_broker_url_never_shows_its_password(url: str) -> None:
+    with pytest.raises(BrokerError) as raised:
+        BrokerConfig.from_url(url)
+    assert "pw-s3cret" not in str(raised.value)
+
+
 def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(BrokerError, match="does not exist"):
         BrokerConfig.from_url("mqtts://h", ca_file=tmp_path / "nope.pem")
@@ -84,6 +101,47 @@ def test_any_garbage_command_is_a_value_error_with_a_reason(payload: bytes) -> N
         assert reason.strip()
     else:
         assert command in COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"command": ' + b"[" * 1000 + b"]" * 1000 + b"}", "at most 512"),
+        (b'{"command": ' + b"[" * 200 + b"]" * 200 + b"}", "nested more than 4"),
+        (b"[" * 200 + b"]" * 200, "nested more than 4"),
+        (b'{"command": "' + b"[" * 300 + b'"}', "unknown command"),  # brackets in a string
+        (b'{"command": "pause", "pad": "' + b"x" * 1_000_000 + b'"}', "at most 512"),
+        (b'{"command": 1' + b"0" * 400 + b"}", '"command" string'),
+    ],
+)
+def test_a_hostile_command_is_a_bounded_value_error(payload: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_command(payload)
+
+
+@given(
+    st.recursive(
+        st.none() | st.text(max_size=5),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=3), c),
+    )
+)
+def test_any_json_command_is_a_command_or_a_value_error(value: object) -> None:
+    payload = json.dumps({"command": value}).encode()
+    command: str | None = None
+    reason = ""
+    try:
+        command = parse_command(payload)
+    except ValueError as exc:
+        reason = str(exc)
+    assert reason.strip() if command is None else command in COMMANDS
+
+
+def test_the_backoff_doubles_while_attempts_fail_and_starts_over_after_a_connection_held() -> None:
+    delays = [0.05]
+    for _ in range(8):  # a broker that accepts and drops at once: no reset
+        delays.append(next_backoff(delays[-1], held_s=0.5))
+    assert delays[1:] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    assert next_backoff(5.0, held_s=60.0) == 0.1  # one drop after a minute of service
 
 
 def _discovery() -> dict[str, Any]:

@@ -75,6 +75,7 @@ async def test_mqtt_commands_pause_resume_and_stop_the_band_and_garbage_is_repor
         async with subscribed(broker, topics.prefix) as dashboard:
             async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3"):
                 run = asyncio.create_task(session.run())
+                await _wait_for_type(dashboard, "step_started")  # a pause before START is refused
                 async with aiomqtt.Client(broker.host, broker.port) as controller:
                     await controller.publish(topics.cmd, b"pause", qos=1)
                     await _wait_for_type(dashboard, "session_paused")
@@ -237,3 +238,43 @@ async def _wait_for_count(subscriber: Subscriber, count: int) -> None:
         while sum(str(m.topic).endswith("/config") for m in subscriber.messages) < count:
             subscriber.arrived.clear()
             await subscriber.arrived.wait()
+
+
+_NESTED = b'{"command": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # ~2 KB, 1000 levels
+_HUGE = b'{"command": "pause", "pad": "' + b"x" * 1_000_000 + b'"}'  # a valid command, 1 MB
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        pytest.param(_NESTED, "a command is at most 512", id="nested-1000"),
+        pytest.param(_HUGE, "a command is at most", id="1MB"),
+        pytest.param(b'{"command": "pa\xffuse"}', "not UTF-8", id="invalid-utf8"),
+        pytest.param(b"1e999", "unknown command '1e999'", id="json-number"),
+    ],
+)
+async def test_a_hostile_command_is_rejected_and_every_event_still_arrives(
+    broker: BrokerConfig, tmp_path: Path, payload: bytes, reason: str
+) -> None:
+    async with sim_session(tmp_path, speed=10) as session:
+        topics = Topics.for_band(session.band_id)
+        async with subscribed(broker, topics.prefix) as dashboard:
+            async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3") as relay:
+                run = asyncio.create_task(session.run())
+                await _wait_for_type(dashboard, "step_started")
+                async with aiomqtt.Client(broker.host, broker.port) as stranger:
+                    await stranger.publish(topics.cmd, payload, qos=1)
+                await _wait_for_type(dashboard, "command_rejected")
+                await asyncio.wait_for(run, 30)
+            await dashboard.wait_for("availability", b"offline")
+        recorded = session.store.events(session.session_id) if session.store else []
+
+    assert relay.failure is None
+    events = dashboard.events()
+    assert [e["number"] for e in events] == list(range(1, len(recorded) + 1))
+    assert _types(events)[-1] == "session_done"
+    rejected = [e for e in events if e["type"] == "command_rejected"]
+    assert len(rejected) == 1
+    assert reason in str(rejected[0]["reason"])
+    assert len(str(rejected[0]["command"])) <= 40
+    assert "session_paused" not in _types(events)  # the padded "pause" was not obeyed

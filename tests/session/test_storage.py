@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyte
 import pytest
+from rich.console import Console
 
 import firmware_protocol as fp
 from companion.errors import StoreError
@@ -18,6 +21,7 @@ from companion.events import HeartRate, SessionStarted, StepStarted
 from companion.plan import builtin_plan
 from companion.session import Session
 from companion.store import Store
+from companion.view import LiveView
 
 from .conftest import connected
 
@@ -79,14 +83,21 @@ async def test_a_disk_that_fills_up_mid_session_stops_it_as_storage_keeping_what
         assert not list((disk / "data").glob("*-reserve"))
 
 
-async def test_a_full_disk_before_the_start_stops_the_band_at_once() -> None:
+async def test_a_full_disk_before_the_start_stops_the_band_at_once_and_the_panel_says_so() -> None:
+    out = io.StringIO()
+    terminal = Console(file=out, width=80, height=24, force_terminal=True)
     with small_disk() as disk:
         store = Store(disk / "sessions.sqlite3")
         fill(disk)
         async with connected() as (virtual, band):
             session = Session(band, builtin_plan("back-5"), store=store)
             with pytest.raises(StoreError, match="full"):
-                await session.run()
+                async with LiveView(session, terminal):
+                    await session.run()
         store.close()
         assert session.finished
         assert virtual.motor.played[-1].cue_id == fp.STOPPED_CUE_ID
+    screen = pyte.Screen(80, 24)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(out.getvalue())
+    assert "Workout stopped." in "\n".join(screen.display)
