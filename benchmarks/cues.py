@@ -73,7 +73,7 @@ from companion.clock import LoopClock
 from companion.events import CueFired, SessionStarted
 from companion.plan import Plan, Step
 from companion.session import Session
-from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
+from companion.sim import BandCore, VirtualBand, VirtualBandConfig, VirtualWorld
 from firmware_protocol import gatt
 
 _NAIVE_SHIFT_S: Final = 0.25  # the naive timeline runs this much after ours
@@ -226,7 +226,9 @@ async def run_trial(args: argparse.Namespace, trial: int, results: Results) -> N
     clock = LoopClock()
     async with VirtualWorld(name=f"bench-host-{trial}") as world:
         world.link.set_delay(low_ms / 1000, high_ms / 1000, seed=args.seed + trial)
-        ours_config = VirtualBandConfig(name="CueBandA", serial="BENCH-A", clock=clock)
+        ours_config = VirtualBandConfig(
+            name="CueBandA", serial="BENCH-A", clock=clock, core=BandCore(args.core)
+        )
         naive_config = VirtualBandConfig(name="CueBandB", serial="BENCH-B", clock=clock)
         ours_virtual = await world.add_band(ours_config)
         naive_virtual = await world.add_band(naive_config)
@@ -490,6 +492,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--real-time",
         action="store_true",
         help="run the trials in real time (the timer floor then adds to every figure)",
+    )
+    parser.add_argument(
+        "--core",
+        choices=[core.value for core in BandCore],
+        default=BandCore.REFERENCE.value,
+        help="band protocol implementation of 'ours' (the firmware on a watch or board)",
     )
     args = parser.parse_args(argv)
     if args.trials is None:
