@@ -95,7 +95,11 @@ def _one_band(sim: bool, target: str | None, option: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _virtual_world(
-    count: int, clock: LoopClock | None = None, *, with_strap: bool = False
+    count: int,
+    clock: LoopClock | None = None,
+    *,
+    with_strap: bool = False,
+    with_watches: bool = False,
 ) -> Any:
     from .sim import PairingConfirmation, VirtualBandConfig, VirtualWorld
     from .sim.serve import server_band_configs
@@ -110,6 +114,9 @@ async def _virtual_world(
             await world.add_band(
                 VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
             )
+        if with_watches:  # the watches people own, as their firmware behaves
+            await world.add_infinitime()
+            await world.add_bangle()
         yield world
 
 
@@ -319,14 +326,16 @@ def _print_summary(store: Store, session_id: str) -> None:
 @click.option("--sim", is_flag=True, help="List virtual bands instead of real ones.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
 def scan(sim: bool, timeout: float) -> None:
-    """List the bands in range: companion bands and standard heart-rate sensors."""
+    """List the bands in range: companion bands, InfiniTime and Bangle.js watches and
+    standard heart-rate sensors, each with its kind and what it can do."""
+    from .kinds import CAPABILITIES, kind_of
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(
-                    _virtual_world(2, with_strap=True)
+                    _virtual_world(2, with_strap=True, with_watches=True)
                 )
                 backend = world.backend
             with console.status(f"listening for {timeout:g} s..."):
@@ -336,10 +345,13 @@ def scan(sim: bool, timeout: float) -> None:
                 "no band found: is it charged, near, and not connected to a phone? "
                 "Try again with a longer --timeout, or --sim for a virtual band."
             )
-        table = Table("name", "address", "RSSI", "speaks")
+        table = Table("name", "address", "RSSI", "kind", "can do")
         for band in found:
-            speaks = "companion protocol" if band.speaks_companion else "heart rate only"
-            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", speaks)
+            kind = kind_of(band)
+            if kind is None:
+                continue
+            features = ", ".join(CAPABILITIES[kind].features())
+            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", kind.value, features)
         console.print(table)
 
     _run_async(go)

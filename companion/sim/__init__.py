@@ -17,20 +17,33 @@ from .band import (
     VirtualBand,
     VirtualBandConfig,
 )
+from .bangle import BangleConfig, BangleJS, BangleMessage
+from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
+from .peripheral import MotorPulse, MotorSource, Peripheral
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
 
 __all__ = [
     "BandClock",
+    "BangleConfig",
+    "BangleJS",
+    "BangleMessage",
+    "CallResponse",
+    "InfiniTime",
+    "InfiniTimeConfig",
     "Motor",
+    "MotorPulse",
+    "MotorSource",
     "PairingConfirmation",
     "PairingRequest",
+    "Peripheral",
     "RemoteAdapter",
     "SimServer",
     "VirtualBand",
     "VirtualBandConfig",
     "VirtualWorld",
+    "WatchNotification",
     "parse_sim_url",
     "remote_backend",
     "run_sim_server",
