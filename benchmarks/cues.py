@@ -65,7 +65,7 @@ from companion.clock import LoopClock
 from companion.events import CueFired, SessionStarted
 from companion.plan import Plan, Step
 from companion.session import Session
-from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
+from companion.sim import BandCore, VirtualBand, VirtualBandConfig, VirtualWorld
 from firmware_protocol import gatt
 
 _NAIVE_SHIFT_S: Final = 0.25  # the naive timeline runs this much after ours
@@ -218,7 +218,9 @@ async def measure(args: argparse.Namespace) -> Results:
     clock = LoopClock()
     async with VirtualWorld(name="bench-host") as world:
         world.link.set_delay(low_ms / 1000, high_ms / 1000, seed=args.seed)
-        ours_config = VirtualBandConfig(name="CueBandA", serial="BENCH-A", clock=clock)
+        ours_config = VirtualBandConfig(
+            name="CueBandA", serial="BENCH-A", clock=clock, core=BandCore(args.core)
+        )
         naive_config = VirtualBandConfig(name="CueBandB", serial="BENCH-B", clock=clock)
         ours_virtual = await world.add_band(ours_config)
         naive_virtual = await world.add_band(naive_config)
@@ -394,6 +396,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, help="sessions to run (default 3, quick 1)")
     parser.add_argument("--syncs", type=int, help="extra time syncs (default 10, quick 0)")
     parser.add_argument("--seed", type=int, default=0x5EED, help="link latency seed")
+    parser.add_argument(
+        "--core",
+        choices=[core.value for core in BandCore],
+        default=BandCore.REFERENCE.value,
+        help="band protocol implementation of 'ours' (the firmware on a watch or board)",
+    )
     args = parser.parse_args(argv)
     if args.trials is None:
         args.trials = 1 if args.quick else 3

@@ -93,7 +93,11 @@ def _one_band(sim: bool, target: str | None, option: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _virtual_world(
-    count: int, clock: LoopClock | None = None, *, with_strap: bool = False
+    count: int,
+    clock: LoopClock | None = None,
+    *,
+    with_strap: bool = False,
+    with_watches: bool = False,
 ) -> Any:
     from .sim import VirtualBandConfig, VirtualWorld
     from .sim.serve import server_band_configs
@@ -105,6 +109,9 @@ async def _virtual_world(
             await world.add_band(
                 VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
             )
+        if with_watches:  # the watches people own, as their firmware behaves
+            await world.add_infinitime()
+            await world.add_bangle()
         yield world
 
 
@@ -305,14 +312,16 @@ def _print_summary(store: Store, session_id: str) -> None:
 @click.option("--sim", is_flag=True, help="List virtual bands instead of real ones.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
 def scan(sim: bool, timeout: float) -> None:
-    """List the bands in range: companion bands and standard heart-rate sensors."""
+    """List the bands in range: companion bands, InfiniTime and Bangle.js watches and
+    standard heart-rate sensors, each with its kind and what it can do."""
+    from .kinds import CAPABILITIES, kind_of
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             if sim:
                 world: VirtualWorld = await stack.enter_async_context(
-                    _virtual_world(2, with_strap=True)
+                    _virtual_world(2, with_strap=True, with_watches=True)
                 )
                 backend = world.backend
             with console.status(f"listening for {timeout:g} s..."):
@@ -322,10 +331,13 @@ def scan(sim: bool, timeout: float) -> None:
                 "no band found: is it charged, near, and not connected to a phone? "
                 "Try again with a longer --timeout, or --sim for a virtual band."
             )
-        table = Table("name", "address", "RSSI", "speaks")
+        table = Table("name", "address", "RSSI", "kind", "can do")
         for band in found:
-            speaks = "companion protocol" if band.speaks_companion else "heart rate only"
-            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", speaks)
+            kind = kind_of(band)
+            if kind is None:
+                continue
+            features = ", ".join(CAPABILITIES[kind].features())
+            table.add_row(band.name or "?", band.address, f"{band.rssi} dBm", kind.value, features)
         console.print(table)
 
     _run_async(go)
@@ -364,6 +376,42 @@ def pair(address: str | None, sim: bool) -> None:
                     f"{info.firmware or '?'}) at {target}",
                 )
             )
+
+    _run_async(go)
+
+
+@main.command("install-app")
+@click.option("--band", "target", help="Address or name of the Bangle.js 2 (`companion scan`).")
+@click.option("--print", "print_only", is_flag=True, help="Only say where the app's files are.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to find it.")
+def install_app(target: str | None, print_only: bool, timeout: float) -> None:
+    """Install the companion app on a Bangle.js 2 over Bluetooth, or print where it is.
+
+    The files go over the watch's Nordic UART, as the Bangle.js App Loader sends
+    them; then the app starts. The watch must not be connected to a phone or the
+    App Loader meanwhile. The app's files are in the repository, firmware/banglejs.
+    """
+    from .banglejs import APP_DIR, app_files
+    from .banglejs import install_app as install
+
+    if print_only:
+        try:
+            files = app_files()
+        except CompanionError as exc:
+            _fail(str(exc))
+        console.print(f"Bangle.js app: {APP_DIR}")
+        for name, path in files:
+            console.print(f"  {path.name} -> watch Storage {name!r}")
+        console.print("install: companion install-app --band ADDRESS (or with the App Loader)")
+        return
+    if not target:
+        _fail("give --band ADDRESS (from `companion scan`), or --print to see the files")
+    assert target is not None
+
+    async def go() -> None:
+        console.print(f"installing the companion app on {target}...")
+        names = await install(target, timeout=timeout)
+        console.print(Text.assemble(("installed", "green"), f" {', '.join(names)}; started"))
 
     _run_async(go)
 

@@ -27,6 +27,7 @@ __all__ = [
     "ButtonPressed",
     "CommandRejected",
     "CueFired",
+    "CueTiming",
     "CueWarning",
     "Event",
     "HeartRate",
@@ -58,21 +59,29 @@ class StopReason(enum.StrEnum):
     STORAGE = "storage"  # the history could not be written (disk full): the host stopped it
 
 
+class CueTiming(enum.StrEnum):
+    """Who fired a cue: the band on its own clock, or this host."""
+
+    BAND = "band"  # ``fired`` is the band's own timestamp of the motor starting
+    HOST = "host"  # ``fired`` is when the band confirmed the host's write: delivered, not felt
+
+
 @dataclass(frozen=True, slots=True)
 class CueFired:
-    """The band played a cue and acknowledged it with its own timestamp."""
+    """A cue was played: acknowledged with the band's timestamp, or confirmed to the host."""
 
     cue_id: int
     kind: str  # firmware_protocol CueKind name, lower case: "next_exercise", ...
     round: int
     step_index: int
     planned: float  # host clock, from the host's mirror of the timeline
-    fired: float  # host clock, converted from the band's timestamp
+    fired: float  # host clock, converted from the band's timestamp (or the write's confirmation)
     # Host-clock seconds per real second (``Clock.rate``): 10 in a `--speed 10` demo.
     speed: float = 1.0
     # Where the cue is in the plan: seconds from the timeline's 0, pauses left out
     # (None for the "stopped" cue, which is not on the plan, and in older records).
     offset_s: float | None = None
+    timing: CueTiming = CueTiming.BAND
 
     @property
     def error_ms(self) -> float:
@@ -336,6 +345,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             value = tuple(value)
         if field.name == "reason" and cls is SessionStopped:
             value = StopReason(value)
+        if field.name == "timing" and cls is CueFired:
+            value = CueTiming(value)
         kwargs[field.name] = value
     event: Event = cls(**kwargs)
     return event

@@ -355,6 +355,10 @@ class Session:
                 self._publish(event)
             case LinkDown() | LinkUp():
                 self._publish(event)
+            case CueWarning(problem="missed"):
+                # A host-timed band reports a cue it could not deliver: accounted for.
+                self._mirror.acked.add(event.cue_id)
+                self._publish(event)
             case _:
                 self._publish(event)
 
@@ -442,6 +446,7 @@ class Session:
             fired=event.fired,
             speed=self.band.clock.rate,  # so error_ms (and the "late" check) is in real ms
             offset_s=cue.offset_us / 1_000_000,
+            timing=event.timing,
         )
         self._publish(checked)
         if abs(checked.error_ms) > self.late_cue_ms:

@@ -74,3 +74,35 @@ def test_library_code_never_prints(path: Path) -> None:
         and node.func.id == "print"
     ]
     assert calls == [], f"{path.name} prints on lines {calls}: log instead"
+
+
+def _companion_modules_imported(path: Path) -> set[str]:
+    """Every ``companion.*`` module ``path`` imports, relative imports resolved."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m.startswith("companion")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in _sources()
+        if p.parts[-2:] != ("companion", "cli.py")
+        and "sim" not in p.relative_to(ROOT).parts
+        and "firmware_protocol" not in p.parts
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_core_never_imports_the_virtual_bands(path: Path) -> None:
+    # Only the CLI reaches companion.sim, and only when the user asks for a virtual band.
+    imported = _companion_modules_imported(path)
+    assert not {m for m in imported if m == "companion.sim" or m.startswith("companion.sim.")}

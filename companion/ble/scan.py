@@ -24,27 +24,31 @@ from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UU
 from ..errors import BandNotFoundError, BluetoothUnavailableError
 from .backend import BleakBackend
 
-__all__ = ["FoundBand", "find_band", "scan"]
+__all__ = ["FoundBand", "find_advertised", "find_band", "scan"]
 
 logger = logging.getLogger(__name__)
+
+# Nordic UART: how a Bangle.js (and other Espruino devices) is reached.
+_UART_SERVICE_UUID = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
 
 
 @dataclass(frozen=True, slots=True)
 class FoundBand:
-    """One advertising device that is a band: it speaks the companion protocol or Heart Rate."""
+    """One advertising device that may be a band: companion protocol, Heart Rate or a UART."""
 
     name: str
     address: str
     rssi: int
     speaks_companion: bool
     has_heart_rate: bool
+    service_uuids: tuple[str, ...] = ()  # as advertised (scan response included), lower case
 
 
 def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
     uuids = {uuid.lower() for uuid in adv.service_uuids}
     companion = COMPANION_SERVICE_UUID in uuids
     heart_rate = HEART_RATE_SERVICE_UUID in uuids
-    if not (companion or heart_rate):
+    if not (companion or heart_rate or _UART_SERVICE_UUID in uuids):
         return None
     return FoundBand(
         name=adv.local_name or device.name or "",
@@ -52,6 +56,7 @@ def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundBand | None:
         rssi=adv.rssi,
         speaks_companion=companion,
         has_heart_rate=heart_rate,
+        service_uuids=tuple(sorted(uuids)),
     )
 
 
@@ -83,11 +88,31 @@ async def find_band(
     target: str, *, timeout: float = 10.0, backend: BleakBackend | None = None
 ) -> BLEDevice:
     """The advertising device whose address or name is ``target`` (address match preferred)."""
+    device, _advertised = await find_advertised(target, timeout=timeout, backend=backend)
+    return device
+
+
+async def find_advertised(
+    target: str, *, timeout: float = 10.0, backend: BleakBackend | None = None
+) -> tuple[BLEDevice, FoundBand]:
+    """The device whose address or name is ``target``, with what it advertised."""
     wanted = target.lower()
+    heard: dict[str, FoundBand] = {}
 
     def matches(device: BLEDevice, adv: AdvertisementData) -> bool:
         name = (adv.local_name or device.name or "").lower()
-        return device.address.lower() == wanted or name == wanted
+        if device.address.lower() == wanted or name == wanted:
+            uuids = tuple(sorted(uuid.lower() for uuid in adv.service_uuids))
+            heard[device.address] = FoundBand(
+                name=adv.local_name or device.name or "",
+                address=device.address,
+                rssi=adv.rssi,
+                speaks_companion=COMPANION_SERVICE_UUID in uuids,
+                has_heart_rate=HEART_RATE_SERVICE_UUID in uuids,
+                service_uuids=uuids,
+            )
+            return True
+        return False
 
     extra: dict[str, Any] = {"backend": backend.scanner} if backend else {}
     with _adapter_errors(backend):
@@ -98,4 +123,4 @@ async def find_band(
             "(not connected to a phone)? Run `companion scan` to list the bands in range."
         )
     logger.debug("found %s at %s", target, device.address)
-    return device
+    return device, heard[device.address]

@@ -68,7 +68,8 @@ class _Follower:
         if self.snapshot is None:
             waiting = Text("waiting for a session on the broker... Ctrl-C quits.", style="dim")
             return Group(self.status(), waiting) if self.broker.connected else self.status()
-        return render(self.snapshot, self.view, self.broker, hint=MONITOR_HINT)
+        panel = render(self.snapshot, self.view, self.broker, hint=MONITOR_HINT)
+        return panel if self.broker.connected else Group(panel, self.status())
 
     def take(self, topic: str, payload: bytes) -> str | None:
         """Apply one message; returns a plain line to print for it, if any."""

@@ -10,18 +10,33 @@ another process serves with :class:`SimServer` (``companion sim``).
 from __future__ import annotations
 
 from .band import BandClock, Motor, VirtualBand, VirtualBandConfig
+from .bangle import BangleConfig, BangleJS, BangleMessage
+from .cores import BandCore
+from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
+from .peripheral import MotorPulse, MotorSource, Peripheral
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
 from .serve import SimServer, run_sim_server
 from .world import VirtualWorld
 
 __all__ = [
     "BandClock",
+    "BandCore",
+    "BangleConfig",
+    "BangleJS",
+    "BangleMessage",
+    "CallResponse",
+    "InfiniTime",
+    "InfiniTimeConfig",
     "Motor",
+    "MotorPulse",
+    "MotorSource",
+    "Peripheral",
     "RemoteAdapter",
     "SimServer",
     "VirtualBand",
     "VirtualBandConfig",
     "VirtualWorld",
+    "WatchNotification",
     "parse_sim_url",
     "remote_backend",
     "run_sim_server",

@@ -29,6 +29,7 @@ from firmware_protocol import gatt
 
 from ..clock import Clock, LoopClock
 from .controller import SimController, SimLink
+from .cores import BandCore, BandEngine, make_engine
 from .quiet import QuietHost
 
 __all__ = ["BandClock", "Motor", "VirtualBand", "VirtualBandConfig"]
@@ -62,6 +63,7 @@ class VirtualBandConfig:
     rssi: int = -50
     info: fp.BandInfo = field(default_factory=fp.BandInfo)
     clock: Clock | None = None  # the host-side time base the band's clock derives from
+    core: BandCore = BandCore.REFERENCE  # which band protocol implementation runs it
 
 
 class BandClock:
@@ -134,11 +136,13 @@ class VirtualBand:
             config.clock or LoopClock(), config.drift_ppm, config.clock_offset_us
         )
         base = config.clock or LoopClock()
-        self.protocol = fp.BandProtocol(
+        self.protocol: BandEngine = make_engine(
+            config.core,
             config.info,
             # Radio timers stay real-time when a demo speeds the clock up.
             retransmit_us=round(_RETRANSMIT_S * 1_000_000 * base.rate),
             boot_id=random.Random(config.serial).getrandbits(31),
+            now_us=self.clock.now_us(),
         )
         self.motor = Motor()
         self.battery_percent = config.battery_percent
@@ -307,6 +311,9 @@ class VirtualBand:
         with contextlib.suppress(Exception):
             await self.device.power_off()
         self._link.remove_controller(self._controller)
+        close_engine = getattr(self.protocol, "close", None)
+        if close_engine is not None:
+            close_engine()
 
     def _on_connection(self, connection: Connection) -> None:
         self._connection = connection

@@ -12,6 +12,13 @@ Every Bumble internal the simulator relies on is touched here and nowhere else
 - HCI reset is a no-op and a host whose socket closes leaves its connections
   up forever; :meth:`SimController.detach_host` ends them, as a real adapter
   does when its host goes away, so the bands re-advertise.
+- Scan responses are not simulated upstream (an active scanner gets the
+  advertising data twice); here an active scan gets the advertiser's own scan
+  response data, so a watch that keeps its name there (InfiniTime) is seen as
+  it is on the air.
+- Bumble's GATT server ignores a characteristic's properties; a real stack
+  refuses a write request where only write-without-response is declared, and
+  drops a write command where only write is: :func:`enforce_write_properties`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import math
 import random
 from typing import Any
 
-from bumble import core, hci, ll
+from bumble import att, core, hci, ll
+from bumble.device import Device
+from bumble.gatt import Characteristic
 from bumble.link import LocalLink
 
 from .quiet import QuietController
 
-__all__ = ["SimController", "SimLink"]
+__all__ = ["SimController", "SimLink", "enforce_write_properties"]
 
 # The virtual controller warns "no connection for handle" when a host's packet crosses a
 # disconnection, a race a real controller settles silently (it drops the packet); a band
@@ -67,6 +76,84 @@ class SimController(QuietController):
             ),
         )
         return result
+
+    active_scan = True  # what an OS stack (and bleak's default) asks for
+
+    def on_hci_le_set_scan_parameters_command(self, command: Any) -> Any:
+        self.active_scan = command.le_scan_type == 1
+        return super().on_hci_le_set_scan_parameters_command(command)
+
+    def on_hci_le_set_extended_scan_parameters_command(self, command: Any) -> Any:
+        self.active_scan = 1 in getattr(command, "scan_types", (1,))
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_advertising_pdu(self, pdu: Any) -> None:
+        if not (isinstance(pdu, ll.AdvInd | ll.AdvExtInd) and self.le_scan_enable):
+            super().on_advertising_pdu(pdu)
+            return
+        response = self._scan_response_of(pdu.advertiser_address) if self.active_scan else None
+        if self.le_features & hci.LeFeatureMask.LE_EXTENDED_ADVERTISING:
+            kinds = hci.HCI_LE_Extended_Advertising_Report_Event.EventType
+            legacy = kinds.LEGACY_ADVERTISING_PDU_USED
+            reports = [
+                (kinds.CONNECTABLE_ADVERTISING | kinds.SCANNABLE_ADVERTISING | legacy, pdu.data)
+            ]
+            if response is not None:
+                reports.append(
+                    (kinds.SCAN_RESPONSE | kinds.SCANNABLE_ADVERTISING | legacy, response)
+                )
+            for event_type, data in reports:
+                self.send_hci_packet(
+                    hci.HCI_LE_Extended_Advertising_Report_Event(
+                        [
+                            hci.HCI_LE_Extended_Advertising_Report_Event.Report(
+                                event_type=event_type,
+                                address_type=pdu.advertiser_address.address_type,
+                                address=pdu.advertiser_address,
+                                primary_phy=hci.Phy.LE_1M,
+                                secondary_phy=0,
+                                advertising_sid=0xFF,
+                                tx_power=0x7F,
+                                rssi=-50,
+                                periodic_advertising_interval=0,
+                                direct_address_type=0,
+                                direct_address=hci.Address.ANY,
+                                data=data,
+                            )
+                        ]
+                    )
+                )
+        else:
+            legacy_kinds = hci.HCI_LE_Advertising_Report_Event.EventType
+            legacy_reports = [(legacy_kinds.ADV_IND, pdu.data)]
+            if response is not None:
+                legacy_reports.append((legacy_kinds.SCAN_RSP, response))
+            for legacy_type, data in legacy_reports:
+                report = hci.HCI_LE_Advertising_Report_Event.Report(
+                    event_type=legacy_type,
+                    address_type=pdu.advertiser_address.address_type,
+                    address=pdu.advertiser_address,
+                    data=data,
+                    rssi=-50,
+                )
+                self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([report]))
+        # The rest (a pending connection to this advertiser) is upstream's, without its reports.
+        self.le_scan_enable = False
+        try:
+            super().on_advertising_pdu(pdu)
+        finally:
+            self.le_scan_enable = True
+
+    def _scan_response_of(self, address: Any) -> bytes:
+        for controller in self.link.controllers if self.link is not None else ():
+            advertisers: list[Any] = [
+                controller.le_legacy_advertiser,
+                *controller.advertising_sets.values(),
+            ]
+            for advertiser in advertisers:
+                if advertiser.enabled and advertiser.address == address:
+                    return bytes(advertiser.scan_response_data)
+        return b""
 
     def detach_host(self) -> None:
         """The host went away: drop its links (the peers see a disconnection), leave the link."""
@@ -111,3 +198,31 @@ class SimLink(LocalLink):
         self._last_delivery[key] = at
         loop.call_at(at, super().send_acl_data, sender_controller, destination_address, *args)
         return None
+
+
+def enforce_write_properties(device: Device) -> None:
+    """Make ``device``'s GATT server honour write properties as a real stack does.
+
+    A write request to a characteristic declared write-without-response only is
+    refused with ATT 0x03 (write not permitted); a write command to one declared
+    write (with response) only is dropped.
+    """
+    server = device.gatt_server
+    on_request = server.on_att_write_request
+    on_command = server.on_att_write_command
+
+    def declared(handle: int, wanted: Characteristic.Properties) -> bool:
+        attribute = server.get_attribute(handle)
+        return not isinstance(attribute, Characteristic) or bool(attribute.properties & wanted)
+
+    def write_request(bearer: Any, request: Any) -> None:
+        if not declared(request.attribute_handle, Characteristic.Properties.WRITE):
+            raise att.ATT_Error(att.ATT_WRITE_NOT_PERMITTED_ERROR, request.attribute_handle)
+        on_request(bearer, request)
+
+    def write_command(bearer: Any, request: Any) -> None:
+        if declared(request.attribute_handle, Characteristic.Properties.WRITE_WITHOUT_RESPONSE):
+            on_command(bearer, request)
+
+    server.on_att_write_request = write_request
+    server.on_att_write_command = write_command

@@ -16,7 +16,10 @@ from bumble.transport.common import AsyncPipeSink
 
 from .backend import SimAdapter
 from .band import VirtualBand, VirtualBandConfig, random_static_address
+from .bangle import BangleConfig, BangleJS
 from .controller import SimController, SimLink
+from .infinitime import InfiniTime, InfiniTimeConfig
+from .peripheral import Peripheral
 from .quiet import QuietHost
 
 __all__ = ["VirtualWorld", "central_device"]
@@ -64,6 +67,7 @@ class VirtualWorld(SimAdapter):
         super().__init__()
         self.link = SimLink()
         self.bands: list[VirtualBand] = []
+        self.watches: list[Peripheral] = []  # the emulated watches people own
         self._connect_lock = asyncio.Lock()
         self._central_lock = asyncio.Lock()  # concurrent first connects build one central
         self._name = name
@@ -87,6 +91,20 @@ class VirtualWorld(SimAdapter):
         await band.start()
         self.bands.append(band)
         return band
+
+    async def add_infinitime(self, config: InfiniTimeConfig | None = None) -> InfiniTime:
+        """Put an emulated InfiniTime (PineTime) on the link, advertising."""
+        watch = InfiniTime(self.link, config or InfiniTimeConfig())
+        await watch.start()
+        self.watches.append(watch)
+        return watch
+
+    async def add_bangle(self, config: BangleConfig | None = None) -> BangleJS:
+        """Put an emulated Bangle.js with the stock Android Integration app on the link."""
+        watch = BangleJS(self.link, config or BangleConfig())
+        await watch.start()
+        self.watches.append(watch)
+        return watch
 
     async def central(self) -> Device:
         """The host's adapter on this link (created on first use).
@@ -129,21 +147,32 @@ class VirtualWorld(SimAdapter):
         """The band with this address, if it is on this link."""
         return next((b for b in self.bands if b.address == address.upper()), None)
 
+    def watch_at(self, address: str) -> Peripheral | None:
+        """The emulated watch with this address, if it is on this link."""
+        return next((w for w in self.watches if w.address == address.upper()), None)
+
     def rssi_of(self, address: str, heard: int) -> int:
         """The signal strength a band is heard at (its configured RSSI)."""
-        band = self.band_at(address)
-        return band.config.rssi if band is not None else heard
+        band, watch = self.band_at(address), self.watch_at(address)
+        if band is not None:
+            return band.config.rssi
+        return watch.rssi if watch is not None else heard
 
     def mtu_for(self, address: str, preferred: int) -> int:
         """The MTU to request from a band: the host's preference, capped by the band."""
-        band = self.band_at(address)
-        return min(preferred, band.config.mtu) if band is not None else preferred
+        band, watch = self.band_at(address), self.watch_at(address)
+        if band is not None:
+            return min(preferred, band.config.mtu)
+        return min(preferred, watch.mtu) if watch is not None else preferred
 
     async def close(self) -> None:
         """Tear everything down so no timer outlives the world."""
         for band in self.bands:
             await band.close()
         self.bands.clear()
+        for watch in self.watches:
+            await watch.close()
+        self.watches.clear()
         if self._central is not None:
             with contextlib.suppress(Exception):
                 await self._central.power_off()

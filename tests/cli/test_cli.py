@@ -122,12 +122,21 @@ def test_a_bad_broker_url_is_a_clear_error(db: Path) -> None:
     assert "must start with mqtt:// or mqtts://" in " ".join(result.output.split())
 
 
-def test_scan_lists_virtual_bands_and_what_they_speak() -> None:
-    result = invoke("scan", "--sim", "--timeout", "0.3")
+def test_scan_lists_virtual_bands_with_their_kind_and_what_they_can_do() -> None:
+    result = invoke("scan", "--sim", "--timeout", "0.5")
     assert result.exit_code == 0
+    lines = result.output.splitlines()
     assert "Companion1" in result.output
     assert "Companion2" in result.output
-    assert "companion protocol" in result.output
+    for name, kind in (
+        ("Companion1", "companion"),
+        ("InfiniTime", "infinitime"),
+        ("Bangle.js", "bangle"),
+        ("HR Strap", "hr_strap"),
+    ):
+        assert any(name in line and kind in line for line in lines), (name, result.output)
+    assert "band-timed cues" in result.output
+    assert "host-timed cues" in result.output
 
 
 def test_pair_with_a_virtual_band_reports_the_band() -> None:

@@ -467,8 +467,13 @@ def _plan_errors(s: Scenario) -> None:
     bad = REFERENCE_PLAN + b"\x00"
     s.send(fp.PlanChunk(fp.plan_id(bad), len(bad), 0, bad))  # undecodable
     many = fp.encode_plan(
-        fp.WirePlan("big", 1, 0, 0, tuple(fp.WireStep(f"s{i}", fp.StepKind.EXERCISE, 1000)
-                                          for i in range(65)))
+        fp.WirePlan(
+            "big",
+            1,
+            0,
+            0,
+            tuple(fp.WireStep(f"s{i}", fp.StepKind.EXERCISE, 1000) for i in range(65)),
+        )
     )
     s.send(fp.PlanChunk(fp.plan_id(many), len(many), 0, many))  # too many steps
     long_name = fp.encode_plan(
@@ -477,8 +482,17 @@ def _plan_errors(s: Scenario) -> None:
     s.send(fp.PlanChunk(fp.plan_id(long_name), len(long_name), 0, long_name))
     s.start(pid, s.now)  # still no plan
     tiny = fp.encode_plan(
-        fp.WirePlan("tiny", 2, 1500, 2, (fp.WireStep("a", fp.StepKind.EXERCISE, 2500, True),
-                                         fp.WireStep("b", fp.StepKind.REST, 1200)), patterns=())
+        fp.WirePlan(
+            "tiny",
+            2,
+            1500,
+            2,
+            (
+                fp.WireStep("a", fp.StepKind.EXERCISE, 2500, True),
+                fp.WireStep("b", fp.StepKind.REST, 1200),
+            ),
+            patterns=(),
+        )
     )
     tiny_id = s.upload(tiny, chunk=7)
     s.start(pid, s.now)  # another plan's id

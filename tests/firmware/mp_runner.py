@@ -47,13 +47,20 @@ def _plan_fields(plan):
         "round_rest_ms": plan.round_rest_ms,
         "countdown": plan.countdown,
         "steps": [
-            {"name": s.name, "kind": s.kind, "duration_ms": s.duration_ms,
-             "switch_side": s.switch_side}
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "duration_ms": s.duration_ms,
+                "switch_side": s.switch_side,
+            }
             for s in plan.steps
         ],
         "patterns": [
-            {"cue": x.cue, "intensity": x.intensity,
-             "pulses": [{"on_ms": on, "off_ms": off} for on, off in x.pulses]}
+            {
+                "cue": x.cue,
+                "intensity": x.intensity,
+                "pulses": [{"on_ms": on, "off_ms": off} for on, off in x.pulses],
+            }
             for x in plan.pattern_list
         ],
     }
@@ -90,13 +97,17 @@ def _band(case):
             core.set_mtu(step["mtu"])
         elif do == "reboot":
             core.reboot()
-        outputs.append({
-            "sent": [_hex(x) for x in core.data_to_send()],
-            "motor": [[a[0], a[1], a[2].intensity, [list(u) for u in a[2].pulses], a[3]]
-                      for a in core.motor_actions()],
-            "deadline": core.next_deadline_us(),
-            "state": core.state,
-        })
+        outputs.append(
+            {
+                "sent": [_hex(x) for x in core.data_to_send()],
+                "motor": [
+                    [a[0], a[1], a[2].intensity, [list(u) for u in a[2].pulses], a[3]]
+                    for a in core.motor_actions()
+                ],
+                "deadline": core.next_deadline_us(),
+                "state": core.state,
+            }
+        )
     return outputs
 
 
@@ -106,8 +117,12 @@ def run_case(case):
         return p.crc16(_unhex(case["hex"]))
     if op == "decode":
         message_type, seq, flags, fields = p.decode_frame(_unhex(case["frame"]))
-        return {"type": message_type, "seq": seq, "flags": flags,
-                "fields": _plain_fields(message_type, fields)}
+        return {
+            "type": message_type,
+            "seq": seq,
+            "flags": flags,
+            "fields": _plain_fields(message_type, fields),
+        }
     if op == "encode":
         fields = _wire_fields(case["type"], case["fields"])
         return _hex(p.encode_frame(case["type"], fields, case["seq"], case["flags"]))
@@ -136,19 +151,31 @@ def run_case(case):
         t = p.build_timeline(p.decode_plan(_unhex(case["hex"])))
         return {
             "total_us": t.total_us,
-            "cues": [{"cue_id": c[0], "kind": c[1], "round": c[2], "step_index": c[3],
-                      "offset_us": c[4]} for c in t.cues],
-            "segments": [{"round": s[0], "step_index": s[1], "start_us": s[2], "end_us": s[3]}
-                         for s in t.segments],
+            "cues": [
+                {"cue_id": c[0], "kind": c[1], "round": c[2], "step_index": c[3], "offset_us": c[4]}
+                for c in t.cues
+            ],
+            "segments": [
+                {"round": s[0], "step_index": s[1], "start_us": s[2], "end_us": s[3]}
+                for s in t.segments
+            ],
         }
     if op == "hrs_decode":
         bpm, contact, energy, rr, wide = p.decode_hrs(_unhex(case["hex"]))
-        return {"bpm": bpm, "wide": wide, "contact": _CONTACT[contact], "energy_kj": energy,
-                "rr_1024": rr}
+        return {
+            "bpm": bpm,
+            "wide": wide,
+            "contact": _CONTACT[contact],
+            "energy_kj": energy,
+            "rr_1024": rr,
+        }
     if op == "hrs_encode":
         f = case["fields"]
-        return _hex(p.encode_hrs(f["bpm"], _CONTACT_IN[f["contact"]], f["energy_kj"],
-                                 f["rr_1024"], f["wide"]))
+        return _hex(
+            p.encode_hrs(
+                f["bpm"], _CONTACT_IN[f["contact"]], f["energy_kj"], f["rr_1024"], f["wide"]
+            )
+        )
     if op == "band":
         return _band(case)
     if op == "clock64":

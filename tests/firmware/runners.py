@@ -93,4 +93,5 @@ def run_banglejs(cases: list[Case]) -> dict[str, dict[str, Any]]:
 RUNNERS = {
     "micropython": run_micropython,
     "micropython-on-cpython": run_micropython_on_cpython,
+    "banglejs": run_banglejs,
 }

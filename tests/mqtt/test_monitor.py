@@ -13,8 +13,10 @@ from rich.console import Console
 
 from companion.errors import BrokerError
 from companion.mqtt import BrokerConfig, Relay
-from companion.mqtt.monitor import monitor
+from companion.mqtt.monitor import _Broker, _Follower, monitor
+from companion.mqtt.topics import state_payload
 from companion.view import LiveView
+from tests.session.test_view import SNAPSHOT
 
 from .conftest import MOSQUITTO, USER, Mosquitto, sim_session
 
@@ -107,3 +109,17 @@ async def test_monitor_gives_up_at_once_on_a_refused_login(mosquitto: Mosquitto)
     )
     with pytest.raises(BrokerError, match="refused the username or password"):
         await asyncio.wait_for(monitor(wrong, Console(file=io.StringIO())), 10)
+
+
+def test_a_broker_lost_mid_session_is_said_under_the_panel() -> None:
+    broker = _Broker("mqtt://127.0.0.1:1883", connected=True)
+    follower = _Follower(None, broker)
+    follower.take("companion/sim0001/state", state_payload(SNAPSHOT))
+    console = Console(file=io.StringIO(), width=80, height=24, record=True)
+    console.print(follower.frame())
+    assert "waiting for the MQTT broker" not in console.export_text()
+    broker.connected, broker.problem = False, "Connection refused"
+    console.print(follower.frame())
+    shown = " ".join(console.export_text().split())
+    assert "waiting for the MQTT broker at mqtt://127.0.0.1:1883 (Connection refused)" in shown
+    assert "Ctrl-C quits" in shown

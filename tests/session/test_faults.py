@@ -17,7 +17,7 @@ from companion.store import Store
 
 from .conftest import connected
 
-pytestmark = pytest.mark.looptime
+pytestmark = [pytest.mark.looptime, pytest.mark.usefixtures("band_core")]
 
 SHORT = Plan(name="short", title="Short", steps=(Step("Plank", 20.0), Step("Bridge", 20.0)))
 

@@ -26,7 +26,7 @@ from companion.store import Store
 
 from .conftest import connected
 
-pytestmark = pytest.mark.looptime
+pytestmark = [pytest.mark.looptime, pytest.mark.usefixtures("band_core")]
 
 
 async def test_five_rounds_of_back_workout_fire_every_cue_once_in_order(store: Store) -> None:

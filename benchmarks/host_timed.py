@@ -1,0 +1,187 @@
+"""Host-timed cues on the InfiniTime and Bangle.js emulators, under link jitter.
+
+Run from the repository root::
+
+    python benchmarks/host_timed.py                # InfiniTime and Bangle.js, ~40 s
+    python benchmarks/host_timed.py --quick
+    python benchmarks/host_timed.py --jitter-ms 10 40
+
+Real time on the virtual link, every LE packet delayed by a uniform
+``--jitter-ms LOW HIGH`` per direction (as ``benchmarks/cues.py``). The host
+fires each cue at its absolute offset (:func:`companion.kinds.run_host_cues`);
+*delivered* is when the watch's motor started, from the emulator's own record
+on the shared clock, minus the planned time; *confirmed* is what the host can
+know (the write's confirmation, ``CueFired.fired``). For InfiniTime's Immediate
+Alert (write without response) the confirmation is only the local stack
+taking the write, which is why the delivered figure is the one to quote.
+
+:func:`measure_host_timed` is the function ``benchmarks/cues.py`` calls for its
+host-timed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import firmware_protocol as fp
+from companion.clock import LoopClock
+from companion.events import CueFired, CueWarning
+from companion.kinds import BandKind, connect_band, run_host_cues
+from companion.plan import Plan, Step
+from companion.sim import (
+    BangleConfig,
+    InfiniTimeConfig,
+    MotorSource,
+    Peripheral,
+    VirtualWorld,
+)
+
+__all__ = ["HostTimedResult", "measure_host_timed"]
+
+_LEAD_S = 1.0
+_SETTLE_S = 0.5
+_MATCH_WINDOW_S = 0.5
+
+
+@dataclass(slots=True)
+class HostTimedResult:
+    """One kind's figures: per-cue errors in milliseconds (signed)."""
+
+    kind: BandKind
+    delivered_ms: list[float] = field(default_factory=list)  # motor start - planned
+    confirmed_ms: list[float] = field(default_factory=list)  # CueFired.fired - planned
+    missed: int = 0
+    expected: int = 0
+
+
+def bench_plan(quick: bool) -> Plan:
+    """The plan of ``benchmarks/cues.py``: 1-2 s steps, a side switch, countdowns."""
+    steps: tuple[Step, ...] = (
+        Step("Warm up", 1.5),
+        Step("Side plank", 2.0, switch_side=True),
+        Step("Bridge", 1.0),
+        Step("Bird dog", 2.0),
+        Step("Rest", 1.0, kind=fp.StepKind.REST),
+    )
+    if quick:
+        steps = (steps[0], Step("Bridge", 1.0))
+    return Plan(name="bench-cues", title="Cue benchmark", steps=steps, countdown=3)
+
+
+async def measure_host_timed(
+    kind: BandKind,
+    plan: Plan,
+    *,
+    jitter_ms: tuple[float, float] = (10.0, 40.0),
+    trials: int = 1,
+    seed: int = 0x5EED,
+) -> HostTimedResult:
+    """Run ``plan`` ``trials`` times on the ``kind`` emulator with host-timed cues."""
+    result = HostTimedResult(kind)
+    clock = LoopClock()
+    wire = plan.to_wire()
+    timeline = fp.build_timeline(wire)
+    async with VirtualWorld(name="bench-host") as world:
+        world.link.set_delay(jitter_ms[0] / 1000, jitter_ms[1] / 1000, seed=seed)
+        watch: Peripheral
+        if kind is BandKind.INFINITIME:
+            watch, source = (
+                await world.add_infinitime(InfiniTimeConfig(clock=clock)),
+                (MotorSource.NOTIFICATION),
+            )
+        elif kind is BandKind.BANGLE:
+            watch, source = await world.add_bangle(BangleConfig(clock=clock)), MotorSource.BUZZ
+        else:
+            raise ValueError(f"no emulator with a motor for {kind}")
+        band = await connect_band(watch.address, kind=kind, backend=world.backend, clock=clock)
+        async with band:
+            for _ in range(trials):
+                start = clock.now() + _LEAD_S
+                before = len(watch.motor)
+                events = [e async for e in run_host_cues(band, wire, start)]
+                await clock.sleep(_SETTLE_S)
+                result.expected += len(timeline.cues)
+                fired = {e.cue_id: e for e in events if isinstance(e, CueFired)}
+                result.missed += sum(isinstance(e, CueWarning) for e in events)
+                pulses = [p.t for p in watch.motor[before:] if p.source is source]
+                used = 0
+                for cue in timeline.cues:
+                    planned = start + cue.offset_us / 1_000_000
+                    if cue.cue_id in fired:
+                        result.confirmed_ms.append((fired[cue.cue_id].fired - planned) * 1000)
+                    while used < len(pulses) and pulses[used] < planned - 0.001:
+                        used += 1
+                    if used < len(pulses) and pulses[used] < planned + _MATCH_WINDOW_S:
+                        result.delivered_ms.append((pulses[used] - planned) * 1000)
+                        used += 1
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(abs(v) for v in values)
+    if not ordered:
+        return math.nan
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def row(result: HostTimedResult) -> dict[str, Any]:
+    """The figures of one kind, as the report prints them."""
+    return {
+        "kind": str(result.kind),
+        "cues": f"{len(result.delivered_ms)}/{result.expected}",
+        "missed": result.missed,
+        "delivered_p50_ms": round(_percentile(result.delivered_ms, 50), 3),
+        "delivered_p99_ms": round(_percentile(result.delivered_ms, 99), 3),
+        "confirmed_p50_ms": round(_percentile(result.confirmed_ms, 50), 3),
+        "confirmed_p99_ms": round(_percentile(result.confirmed_ms, 99), 3),
+    }
+
+
+async def _main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    plan = bench_plan(args.quick)
+    rows = []
+    for kind in (BandKind.INFINITIME, BandKind.BANGLE):
+        began = time.perf_counter()
+        result = await measure_host_timed(
+            kind, plan, jitter_ms=tuple(args.jitter_ms), trials=args.trials
+        )
+        rows.append(row(result) | {"seconds": round(time.perf_counter() - began, 1)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--jitter-ms", type=float, nargs=2, default=(10.0, 40.0))
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+    rows = asyncio.run(_main(args))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    low, high = args.jitter_ms
+    print(f"host-timed cues, link jitter {low:g}-{high:g} ms per packet (|error|, ms)")
+    print(
+        f"{'kind':<12}{'cues':>8}{'missed':>8}{'deliv p50':>11}{'deliv p99':>11}"
+        f"{'conf p50':>10}{'conf p99':>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['kind']:<12}{r['cues']:>8}{r['missed']:>8}{r['delivered_p50_ms']:>11.1f}"
+            f"{r['delivered_p99_ms']:>11.1f}{r['confirmed_p50_ms']:>10.1f}"
+            f"{r['confirmed_p99_ms']:>10.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
