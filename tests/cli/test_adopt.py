@@ -73,6 +73,7 @@ def short(tmp_path: Path) -> Path:
 def band() -> Iterator[str]:
     """``companion sim --speed 10`` in its own process; its sim:// URL."""
     command = [sys.executable, "-m", "companion", "sim", "--port", "0", "--speed", SPEED]
+    command.append("--auto-confirm")  # no wearer at this terminal to confirm the pairing
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             line = _read_line(server)
