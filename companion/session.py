@@ -306,7 +306,9 @@ class Session:
             return self._prepared
         capabilities = self.band.capabilities
         self._prepared = False
-        if capabilities is None or not capabilities.session_id:
+        # Only a band that times its own cues (the companion protocol's CAPABILITIES) can
+        # hold a workout of its own; a host-timed kind's workout lives in this process.
+        if not isinstance(capabilities, fp.Capabilities) or not capabilities.session_id:
             return False
         record = (
             self.store.find_band_session(self.band_id, capabilities.session_id)

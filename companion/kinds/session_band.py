@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Final, Self
@@ -138,12 +139,22 @@ class HostTimedBand:
         self._plan = plan.to_wire()
         return True
 
-    async def sync_time(self) -> fp.ClockEstimate:
-        """Nothing to estimate: the host fires every cue on its own clock."""
+    async def sync_time(self, samples: int = 0) -> fp.ClockEstimate:
+        """Nothing to estimate (``samples`` is ignored): the host fires every cue itself."""
+        del samples
         return fp.ClockEstimate(0, 0, 0)
 
-    async def start(self, *, lead_s: float = 0.5) -> float:
-        """Start the host's timeline ``lead_s`` from now; returns the start (host clock)."""
+    def new_session_id(self) -> int:
+        """A workout id for :meth:`start`, as a companion band takes (random, 32 bits)."""
+        return random.randrange(1, 1 << 32)
+
+    async def start(self, *, lead_s: float = 0.5, session_id: int | None = None) -> float:
+        """Start the host's timeline ``lead_s`` from now; returns the start (host clock).
+
+        ``session_id`` is accepted for the same call as a companion band's; the
+        timeline lives in this process, so no band can hold the workout after it.
+        """
+        del session_id
         if self._plan is None:
             raise CompanionError("no plan: call push_plan(plan) before start()")
         start = self.clock.now() + lead_s
