@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import click
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -167,8 +166,12 @@ def _remote_target(target: str) -> tuple[str, BleakBackend]:
 def _show_code(code: int) -> None:
     """What the virtual adapter's "pairing dialog" shows, where an OS would show its own."""
     console.print(
-        f"this computer shows pairing code [bold]{code:06d}[/]: the band's wearer must see "
-        "the same code and confirm it on the band (the `companion sim` terminal)",
+        Text.assemble(
+            "this computer shows pairing code ",
+            (f"{code:06d}", "bold"),
+            ": the band's wearer must see the same code and confirm it on the band "
+            "(the `companion sim` terminal)",
+        ),
         highlight=False,
     )
 
@@ -451,7 +454,7 @@ def pair(address: str | None, band_option: str | None, sim: bool) -> None:
                     "(a real band asks its wearer)",
                     highlight=False,
                 )
-            console.print(f"pairing with {escape(target)}: {PAIRING_ADVICE}", highlight=False)
+            console.print(f"pairing with {target}: {PAIRING_ADVICE}", highlight=False)
             band = await stack.enter_async_context(Band.connect(target, backend=backend))
             info = band.info
             console.print(
@@ -612,7 +615,7 @@ def sim(
             )
 
     def say(line: str) -> None:
-        console.print(escape(line), highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True)
 
     ask = None if auto_confirm else terminal_wearer(say)
     if not auto_confirm and ask is None:
