@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest
-
 import firmware_protocol as fp
 from companion.events import (
     CueFired,
