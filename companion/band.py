@@ -364,7 +364,7 @@ class Band:
         start_band_us = capabilities.session_start_us
         adjust_us = capabilities.session_adjust_us
         start = self.to_host_time(start_band_us + adjust_us)
-        self._anchor, self._adjusted_us = (start, start_band_us), adjust_us
+        self._timesync.started(round(start * 1_000_000), start_band_us, adjusted_us=adjust_us)
         return start
 
     async def pause(self) -> None:

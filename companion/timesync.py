@@ -141,9 +141,10 @@ class ClockSync:
 
     # -- the running timeline ---------------------------------------------------------------
 
-    def started(self, start_host_us: int, start_band_us: int) -> None:
-        """START was accepted: the band's timeline runs from ``start_band_us``."""
-        self._anchor, self._adjusted_us = (start_host_us, start_band_us), 0
+    def started(self, start_host_us: int, start_band_us: int, *, adjusted_us: int = 0) -> None:
+        """START was accepted (or a running workout adopted): the band's timeline runs from
+        ``start_band_us``, already moved by ``adjusted_us``, and is due at ``start_host_us``."""
+        self._anchor, self._adjusted_us = (start_host_us, start_band_us), adjusted_us
 
     def ended(self) -> None:
         """The workout ended (done, stopped, or gone with a reboot): nothing to keep on time."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from companion.events import (
 )
 from companion.plan import resolve_plan
 from companion.store import Store
+from tests.lines import OutputLines
 
 SPEED = "10"
 PLAN_TOML = """
@@ -51,11 +51,7 @@ name = "Cool"
 duration = 2
 """
 _LINE_TIMEOUT_S = 30.0
-
-# Known gap, not yet fixed: with wearer-confirmed pairing merged in, a host that comes back
-# after kill -9 sometimes finds no running workout on the band (seen in 2 of 3 runs).
-# Until that is traced these runs are reported, not gating; see the closing note.
-pytestmark = pytest.mark.xfail(reason="adoption across processes is intermittent with pairing")
+_FINISH_TIMEOUT_S = 60.0
 
 
 @pytest.fixture
@@ -81,7 +77,7 @@ def band() -> Iterator[str]:
     command.append("--auto-confirm")  # no wearer at this terminal to confirm the pairing
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
-            line = _read_line(server)
+            line = OutputLines(server).next(_LINE_TIMEOUT_S)
             url = re.search(r"sim://127\.0\.0\.1:\d+", line)
             assert url is not None, line
             yield url.group(0)
@@ -90,55 +86,29 @@ def band() -> Iterator[str]:
             server.wait(timeout=10)
 
 
-def _read_line(process: subprocess.Popen[str], timeout: float = _LINE_TIMEOUT_S) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no line from {process.args} within {timeout} s")
-    return process.stdout.readline()
-
-
 def _companion(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "companion", *(str(a) for a in args)]
 
 
 @contextlib.contextmanager
-def _host(band: str, db: Path, plan: Path, *extra: str) -> Iterator[subprocess.Popen[str]]:
+def _host(band: str, db: Path, plan: Path, *extra: str) -> Iterator[OutputLines]:
     command = _companion("run", plan, "--band", band, "--speed", SPEED, "--no-mqtt", "--db", db)
     with subprocess.Popen(
         [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as host:
         try:
-            yield host
+            yield OutputLines(host)
         finally:
             if host.poll() is None:
                 host.kill()
 
 
-def _wait_for(host: subprocess.Popen[str], text: str) -> list[str]:
-    """Lines of the host's output up to the one containing ``text``."""
-    lines: list[str] = []
-    while True:
-        line = _read_line(host)
-        if not line:
-            raise AssertionError(f"{text!r} never came; the host said:\n{''.join(lines)}")
-        lines.append(line)
-        if text in line:
-            return lines
-
-
-def _finish(host: subprocess.Popen[str], timeout: float = 60.0) -> str:
-    output, _ = host.communicate(timeout=timeout)
-    return output
-
-
 def _kill_mid_session(band: str, db: Path, plan: Path) -> None:
     """A host that starts the plan and is killed with SIGKILL during its second step."""
     with _host(band, db, plan) as host:
-        _wait_for(host, "round 1 step 2: Hold")
-        host.send_signal(signal.SIGKILL)
-        host.wait(timeout=10)
+        host.until("round 1 step 2: Hold", _LINE_TIMEOUT_S)
+        host.process.send_signal(signal.SIGKILL)
+        host.process.wait(timeout=10)
 
 
 def _cue_ids(plan: Path) -> list[int]:
@@ -157,8 +127,8 @@ def test_a_host_killed_mid_session_adopts_its_workout_again_and_records_every_ev
     db = tmp_path / "host.sqlite3"
     _kill_mid_session(band, db, plan)
     with _host(band, db, plan) as host:
-        output = _finish(host)
-    assert host.returncode == 0, output
+        output = host.rest(_FINISH_TIMEOUT_S)
+    assert host.process.returncode == 0, output
     assert "adopted the workout already running on the band" in output
     assert "workout done: 1 round(s)" in output
 
@@ -182,10 +152,10 @@ def test_sigterm_stops_the_workout_on_the_band_and_records_who_stopped_it(
 ) -> None:
     db = tmp_path / "host.sqlite3"
     with _host(band, db, plan) as host:
-        _wait_for(host, "round 1 step 1: Warm")
-        host.send_signal(signal.SIGTERM)
-        output = _finish(host)
-    assert host.returncode == 128 + signal.SIGTERM, output
+        host.until("round 1 step 1: Warm", _LINE_TIMEOUT_S)
+        host.process.send_signal(signal.SIGTERM)
+        output = host.rest(_FINISH_TIMEOUT_S)
+    assert host.process.returncode == 128 + signal.SIGTERM, output
     assert "stopped by SIGTERM" in output
     assert "stopped: user" in output  # the summary
     with Store(db) as store:
@@ -204,16 +174,16 @@ def test_a_foreign_workout_is_refused_with_the_choices_then_taken_over(
     _kill_mid_session(band, tmp_path / "other-host.sqlite3", plan)
     db = tmp_path / "host.sqlite3"
     with _host(band, db, short) as host:
-        refused = _finish(host)
-    assert host.returncode == 1, refused
+        refused = host.rest(_FINISH_TIMEOUT_S)
+    assert host.process.returncode == 1, refused
     words = " ".join(refused.split())
     assert "a workout this host did not start" in words
     assert "companion run --take-over" in words
     assert "companion stop --band" in words
 
     with _host(band, db, short, "--take-over") as host:
-        output = _finish(host)
-    assert host.returncode == 0, output
+        output = host.rest(_FINISH_TIMEOUT_S)
+    assert host.process.returncode == 0, output
     assert "workout done: 1 round(s)" in output
     with Store(db) as store:
         (record,) = store.sessions()
@@ -246,8 +216,8 @@ def test_events_of_a_workout_that_ended_while_no_host_followed_never_enter_a_new
     # The band still holds that workout's unacknowledged events and replays them to the next
     # host, which must not count them.
     with _host(band, db, short) as host:
-        output = _finish(host)
-    assert host.returncode == 0, output
+        output = host.rest(_FINISH_TIMEOUT_S)
+    assert host.process.returncode == 0, output
     assert "adopted" not in output
     assert "missing" not in output
     with Store(db) as store:

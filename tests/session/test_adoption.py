@@ -68,6 +68,24 @@ async def test_a_host_that_vanished_is_adopted_by_the_next_and_every_cue_is_reco
     assert max(abs(c.error_ms) for c in cues) < 5.0
 
 
+async def test_an_adopted_workout_is_kept_on_the_host_clock_as_the_band_clock_drifts(
+    store: Store,
+) -> None:
+    # 50 ppm over the 4 minutes after adoption is 12 ms: only drift correction keeps the
+    # cues within a millisecond or two of where the host's clock wants them.
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig(drift_ppm=50.0))
+        first = await _orphan(world, virtual.address, store, 30)
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            session = Session(band, PLAN, store=store)
+            assert await session.prepare()
+            await session.run()
+    cues = [e.event for e in store.events(first) if isinstance(e.event, CueFired)]
+    assert [c.cue_id for c in cues] == CUE_IDS
+    late = [round(c.error_ms, 1) for c in cues[-10:]]
+    assert max(abs(e) for e in late) < 3.0, late
+
+
 async def test_a_foreign_workout_is_refused_then_taken_over(tmp_path: Path) -> None:
     async with VirtualWorld() as world:
         virtual = await world.add_band(VirtualBandConfig())

@@ -1,0 +1,65 @@
+"""A subprocess's output, line by line as it comes, for tests that react to what it prints.
+
+Why a thread and not ``select`` on the pipe: ``readline`` on a text pipe reads
+a whole chunk into Python's buffer, so after it the lines already buffered are
+invisible to ``select``, which waits for the *next* bytes. A test waiting for
+one line then sees it only when the process prints again, seconds late.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+
+__all__ = ["OutputLines"]
+
+
+class OutputLines:
+    """The stdout lines of ``process`` (opened with ``stdout=PIPE, text=True``)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None, "open the process with stdout=subprocess.PIPE"
+        self.process = process
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []  # every line handed out so far
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+
+    def next(self, timeout: float) -> str:
+        """The next line ("" once the output has ended); TimeoutError if none comes."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(
+                f"no line from {self.process.args} within {timeout} s; it said:\n"
+                + "".join(self.seen)
+            ) from None
+        self.seen.append(line)
+        return line
+
+    def until(self, text: str, timeout: float) -> list[str]:
+        """Lines up to the one containing ``text``; AssertionError if the output ends first."""
+        start = len(self.seen)
+        while True:
+            line = self.next(timeout)
+            if not line:
+                raise AssertionError(
+                    f"{text!r} never came; the process said:\n{''.join(self.seen)}"
+                )
+            if text in line:
+                return self.seen[start:]
+
+    def rest(self, timeout: float) -> str:
+        """Everything the process prints until it exits (within ``timeout`` seconds)."""
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        chunks = []
+        while not self._lines.empty():
+            chunks.append(self.next(0))
+        return "".join(chunks)
