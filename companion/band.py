@@ -242,6 +242,8 @@ class Band:
         """Follow band workout ``session_id`` (adopting it): only its events, and events
         outside any workout (heart rate between workouts), come out of :meth:`events`."""
         self._session_id = session_id
+        self._protocol.follow(session_id)
+        self._wake.set()  # the driver writes the acknowledgement now due
 
     async def events(self) -> AsyncIterator[Event]:
         """Band events, in order, each once: cues, band state, heart rate, buttons, link.
@@ -345,7 +347,7 @@ class Band:
         start = self._clock.now() + lead_s
         start_band_us = self.to_band_time(start)
         session_id = session_id or self.new_session_id()
-        self._session_id = session_id  # before START: its first events may follow the ACK
+        self.follow(session_id)  # before START: its first events may follow the ACK
         await self._request(fp.Start(self._plan_on_band, start_band_us, session_id))
         self._timesync.started(round(start * 1_000_000), start_band_us)
         return start
@@ -360,7 +362,7 @@ class Band:
         capabilities = self._require_capabilities()
         if not capabilities.session_id:
             raise CompanionError(f"band {self.target} has run no workout since it started")
-        self._session_id = capabilities.session_id
+        self.follow(capabilities.session_id)
         start_band_us = capabilities.session_start_us
         adjust_us = capabilities.session_adjust_us
         start = self.to_host_time(start_band_us + adjust_us)

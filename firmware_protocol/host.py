@@ -76,6 +76,11 @@ class HostProtocol:
         self._expected_event: int | None = None  # None until the band says where its stream is
         self._boot_id: int | None = None
         self._ack_due = False
+        # The band workout this host follows (0: none yet), and while it follows none, the
+        # first event of a workout it does not follow: acknowledgements stop short of it,
+        # so the band keeps those events for the host that will follow that workout.
+        self._followed = 0
+        self._hold_from: int | None = None
 
     # -- link lifecycle --------------------------------------------------------------
 
@@ -96,12 +101,28 @@ class HostProtocol:
         if self._in_flight is not None:
             self._in_flight.deadline_us = None
 
+    def follow(self, session_id: int) -> None:
+        """From now on this host records band workout ``session_id`` (a host adopting a
+        running workout calls this; sending START does it): every event received is
+        acknowledged, those of earlier workouts included (they are given up for it).
+
+        Until a host follows one, events of a running or finished workout are taken but
+        not acknowledged, so a host that only looks (or refuses a foreign workout) leaves
+        them on the band for the host that started it.
+        """
+        self._followed = session_id
+        if session_id:
+            self._hold_from = None
+            self._ack_due = True
+
     # -- inputs -------------------------------------------------------------------------
 
     def send_command(self, command: m.Command, now_us: int) -> int:
         """Queue ``command``; returns its sequence number. One command is in flight at a time."""
         if not isinstance(command, m.COMMAND_TYPES):
             raise LocalProtocolError(f"{type(command).__name__} is not a host command")
+        if isinstance(command, m.Start):
+            self.follow(command.session_id)  # its first events may come before its answer
         seq = self._next_seq
         self._next_seq = self._next_seq % 0xFFFF + 1  # 1..65535: 0 marks unsequenced frames
         self._queue.append((seq, command))
@@ -143,7 +164,10 @@ class HostProtocol:
     def data_to_send(self) -> list[bytes]:
         """Fragments to write to the control characteristic, in order."""
         if self._ack_due and self._connected and self._expected_event is not None:
-            ack = m.EventAck(max(self._expected_event - 1, 0))
+            upto = self._expected_event - 1
+            if self._hold_from is not None:
+                upto = min(upto, self._hold_from - 1)
+            ack = m.EventAck(max(upto, 0))
             self._outgoing.extend(fragment(encode_frame(ack, 0), self._mtu - 3))
         self._ack_due = False
         out, self._outgoing = self._outgoing, []
@@ -194,6 +218,9 @@ class HostProtocol:
             return  # before HELLO's answer the host cannot know where the stream starts
         self._ack_due = True
         if event.event_number == self._expected_event:
+            foreign = event.session_id not in (0, self._followed)
+            if foreign and not self._followed and self._hold_from is None:
+                self._hold_from = event.event_number
             self._events.append(event)
             self._expected_event += 1
         # A duplicate is dropped; so is an event after a gap, which the band retransmits

@@ -43,20 +43,25 @@ class LossyLink:
         duplicate: float = 0.05,
         max_delay_us: int = 40_000,
         mtu: int = 23,
+        band: fp.BandProtocol | None = None,
+        now: int = 0,
+        first_seq: int = 1,
     ) -> None:
+        """``band`` (at the time ``now``, with a host ``first_seq`` of its own): a band
+        another host used before this one."""
         self.rng = random.Random(seed)
         self.drop, self.duplicate, self.max_delay_us = drop, duplicate, max_delay_us
-        self.host = fp.HostProtocol(retransmit_us=100_000, max_attempts=1000)
-        self.band = fp.BandProtocol(retransmit_us=120_000)
-        self.now = 0
+        self.host = fp.HostProtocol(retransmit_us=100_000, max_attempts=1000, first_seq=first_seq)
+        self.band = band if band is not None else fp.BandProtocol(retransmit_us=120_000)
+        self.now = now
         self.up = True
         self.mtu = mtu
         self._queue: list[_Packet] = []
         self._order = 0
         self.results: list[fp.CommandResult | fp.CommandFailed] = []
         self.events: list[fp.BandEvent] = []
-        self.host.connection_made(mtu, 0)
-        self.band.connection_made(mtu, 0)
+        self.host.connection_made(mtu, now)
+        self.band.connection_made(mtu, now)
 
     def _carry(self) -> None:
         for to_band, fragments in (

@@ -215,3 +215,54 @@ def test_garbage_written_to_the_band_is_counted_and_never_raised() -> None:
         band.receive_data(garbage, 0)
     assert band.errors >= 3
     assert band.commands_applied == 0
+
+
+def _orphaned_band(link: LossyLink) -> int:
+    """The band runs workout SESSION for a host that then vanished: the first event number
+    the band kept for it."""
+    link.host.send_command(fp.Start(PLAN_ID, link.now + SECOND, SESSION), link.now)
+    link.run_until(link.now + 3 * SECOND)
+    link.set_up(False)
+    kept = link.band.first_unacked_event
+    link.run_until(link.now + 5 * SECOND)  # cues fire with nobody connected
+    return kept
+
+
+def _next_host(link: LossyLink, seed: int) -> LossyLink:
+    """Another host on the band ``link``'s host left, after HELLO."""
+    other = LossyLink(
+        seed,
+        drop=0.0,
+        duplicate=0.0,
+        max_delay_us=1,
+        band=link.band,
+        now=link.now,
+        first_seq=1000 * seed,  # random in a real host: never the last host's numbers
+    )
+    other.host.send_command(fp.Hello(2, 2), other.now)
+    other.run_until(other.now + 2 * SECOND)
+    return other
+
+
+def test_a_host_that_follows_no_workout_leaves_a_workout_s_events_on_the_band() -> None:
+    link = _connected_pair()
+    kept = _orphaned_band(link)
+    looker = _next_host(link, seed=1)
+    assert [e for e in looker.events if e.session_id == SESSION]  # it sees them ...
+    assert link.band.first_unacked_event == kept  # ... but leaves them for their owner
+
+    looker.host.follow(SESSION)  # adopting: now they are this host's to record
+    looker.run_until(looker.now + SECOND)
+    assert link.band.first_unacked_event == looker.events[-1].event_number + 1
+
+
+def test_starting_a_workout_gives_up_the_events_of_an_earlier_one() -> None:
+    link = _connected_pair()
+    kept = _orphaned_band(link)
+    newcomer = _next_host(link, seed=2)
+    assert link.band.first_unacked_event == kept
+    newcomer.host.send_command(fp.Stop(), newcomer.now)  # --take-over
+    newcomer.host.send_command(fp.Start(PLAN_ID, newcomer.now + SECOND, SESSION + 1), newcomer.now)
+    newcomer.run_until(newcomer.now + 60 * SECOND)
+    assert newcomer.events[-1].session_id == SESSION + 1
+    assert link.band.first_unacked_event == newcomer.events[-1].event_number + 1

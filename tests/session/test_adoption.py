@@ -68,6 +68,27 @@ async def test_a_host_that_vanished_is_adopted_by_the_next_and_every_cue_is_reco
     assert max(abs(c.error_ms) for c in cues) < 5.0
 
 
+async def test_a_host_that_refuses_a_workout_leaves_its_events_for_the_host_that_started_it(
+    store: Store, tmp_path: Path
+) -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        first = await _orphan(world, virtual.address, store, 100)
+        await asyncio.sleep(20)  # cues the first host has not seen yet
+        kept = virtual.protocol.first_unacked_event
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            with pytest.raises(WorkoutRunningError):
+                await Session(band, PLAN, store=Store(tmp_path / "other.sqlite3")).run()
+            await asyncio.sleep(5)  # connected while the band replays and fires more
+        assert virtual.protocol.first_unacked_event == kept
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            session = Session(band, PLAN, store=store)
+            assert await session.prepare()
+            await session.run()
+    events = [e.event for e in store.events(first)]
+    assert [e.cue_id for e in events if isinstance(e, CueFired)] == CUE_IDS
+
+
 async def test_an_adopted_workout_is_kept_on_the_host_clock_as_the_band_clock_drifts(
     store: Store,
 ) -> None:
