@@ -243,7 +243,6 @@ class Band:
         outside any workout (heart rate between workouts), come out of :meth:`events`."""
         self._session_id = session_id
         self._protocol.follow(session_id)
-        self._wake.set()  # the driver writes the acknowledgement now due
 
     async def events(self) -> AsyncIterator[Event]:
         """Band events, in order, each once: cues, band state, heart rate, buttons, link.

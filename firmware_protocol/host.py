@@ -112,8 +112,7 @@ class HostProtocol:
         """
         self._followed = session_id
         if session_id:
-            self._hold_from = None
-            self._ack_due = True
+            self._hold_from = None  # the next acknowledgement takes in everything held
 
     # -- inputs -------------------------------------------------------------------------
 
