@@ -45,6 +45,22 @@ __all__ = ["SimController", "SimLink", "enforce_write_properties"]
 logging.getLogger("bumble.controller").setLevel(logging.ERROR)
 
 
+class _SentOnAGoneLinkFilter(logging.Filter):
+    """Drop Bumble's host warning for data sent on a link that has just dropped.
+
+    A band notifying while its host hangs up crosses the disconnection the same
+    way; the data is dropped, as a real stack drops it, and nothing is lost (the
+    band resends what was not acknowledged).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("connection 0x") and message.endswith(" not found"))
+
+
+logging.getLogger("bumble.host").addFilter(_SentOnAGoneLinkFilter())
+
+
 class SimController(QuietController):
     """A virtual controller whose connect can be cancelled, with real-sized ACL buffers."""
 
