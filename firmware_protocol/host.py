@@ -217,9 +217,8 @@ class HostProtocol:
             return  # before HELLO's answer the host cannot know where the stream starts
         self._ack_due = True
         if event.event_number == self._expected_event:
-            foreign = event.session_id not in (0, self._followed)
-            if foreign and not self._followed and self._hold_from is None:
-                self._hold_from = event.event_number
+            if event.session_id and not self._followed and self._hold_from is None:
+                self._hold_from = event.event_number  # a workout's, and this host follows none
             self._events.append(event)
             self._expected_event += 1
         # A duplicate is dropped; so is an event after a gap, which the band retransmits

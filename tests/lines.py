@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+from typing import IO
 
 __all__ = ["OutputLines"]
 
@@ -26,9 +27,10 @@ class OutputLines:
         self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
         self._reader.start()
 
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self._lines.put(line)
+    def _read(self, stream: IO[str]) -> None:
+        with stream:  # closed at the end of output: nobody else reads it
+            for line in stream:
+                self._lines.put(line)
         self._lines.put("")  # end of output
 
     def next(self, timeout: float) -> str:

@@ -8,6 +8,7 @@ and what a write does.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import enum
@@ -52,7 +53,7 @@ class MotorPulse:
     strength: float = 1.0  # 0..1; InfiniTime's motor has no intensity
 
 
-class Peripheral:
+class Peripheral(abc.ABC):
     """One emulated watch on a :class:`SimLink`: advertising, one connection, a motor."""
 
     def __init__(
@@ -90,13 +91,13 @@ class Peripheral:
 
     # -- what a subclass declares -----------------------------------------------------------
 
+    @abc.abstractmethod
     def services(self) -> list[Service]:
         """The GATT table."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def advertising_data(self) -> bytes:
         """The advertisement (at most 31 bytes, checked)."""
-        raise NotImplementedError
 
     def scan_response_data(self) -> bytes:
         """The scan response (empty unless the watch uses one)."""
@@ -106,11 +107,11 @@ class Peripheral:
         """Coroutines that run while the watch is on (sensors, timers)."""
         return []
 
-    def on_connected(self, connection: Connection) -> None:
-        """A host connected."""
+    def on_connected(self, connection: Connection) -> None:  # noqa: B027 (optional hook)
+        """A host connected (a hook: nothing by default)."""
 
-    def on_disconnected(self) -> None:
-        """The host went away."""
+    def on_disconnected(self) -> None:  # noqa: B027 (optional hook)
+        """The host went away (a hook: nothing by default)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import selectors
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from companion.events import CueFired
 from companion.plan import Plan, Step
 from companion.sim.remote import remote_backend
 from firmware_protocol import gatt
+from tests.lines import OutputLines
 
 _READY_TIMEOUT_S = 10.0
 _CRASHED_HOST = """
@@ -57,15 +57,6 @@ def _free_port() -> int:
         return port
 
 
-def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no line from the subprocess within {timeout} s")
-    return process.stdout.readline()
-
-
 @contextlib.contextmanager
 def _serving() -> Iterator[Server]:
     """``python -m companion.sim`` in a subprocess; on exit, SIGTERM and a clean stderr."""
@@ -86,14 +77,18 @@ def _serving() -> Iterator[Server]:
         text=True,
     )
     try:
-        line = _read_line(process, _READY_TIMEOUT_S)
+        lines = OutputLines(process)
+        line = lines.next(_READY_TIMEOUT_S)
         ready = re.search(r"(sim://\S+) \((\S+) ([0-9A-F:]{17})\)", line)
         assert ready is not None, f"unexpected ready line {line!r}"
         assert ready[1] == f"sim://127.0.0.1:{port}"
         yield Server(url=ready[1], name=ready[2], address=ready[3])
     finally:
         process.terminate()
-        _out, err = process.communicate(timeout=10)
+        lines.rest(timeout=10)  # stdout, read by its thread, until the server exits
+        assert process.stderr is not None
+        with process.stderr:
+            err = process.stderr.read()
     assert process.returncode == 0, err
     assert err == "", err
 
