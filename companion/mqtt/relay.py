@@ -319,8 +319,16 @@ class Relay:
     async def _shutdown(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await self._runner
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Only a first connection that failed ends the runner with an error, and
+                # __aenter__ raises that one: _run records every later failure, the follower
+                # its own. Anything else is a bug, and surfaces.
+                if self._connected_once.is_set():
+                    raise
         if self._embedded is not None:
             await self._embedded.stop()
         if self._outbox is not None:

@@ -482,6 +482,8 @@ class VirtualBand:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Switching off finishes whatever state the link is in (a peer gone mid-teardown
+        # makes Bumble raise here); nothing is left to record on a band being closed.
         with contextlib.suppress(Exception):
             await self.device.stop_advertising()
         if self._connection is not None:
@@ -696,11 +698,19 @@ class VirtualBand:
         if connection is None or not self._events_subscribed or not self.is_secure(connection):
             return
         for fragment in fragments:
-            try:
-                await self.device.notify_subscriber(connection, self._events, fragment)
-            except Exception as exc:  # the link may drop mid-notification: log, never crash
-                logger.debug("notification lost: %s", exc)
-                return
+            if not await self._notify(connection, self._events, fragment):
+                return  # the rest follows the lost one in the band's own resend
+
+    async def _notify(
+        self, connection: Connection, characteristic: Characteristic[bytes], value: bytes
+    ) -> bool:
+        """Notify ``value``; False if it was lost (the link dropped mid-notification)."""
+        try:
+            await self.device.notify_subscriber(connection, characteristic, value)
+        except Exception as exc:  # the link may drop mid-notification: log, never crash
+            logger.debug("%s: notification lost: %s", self.config.name, exc)
+            return False
+        return True
 
     def poke(self) -> None:
         """Make the driver look at the protocol now (after a button press or a sample)."""
@@ -719,8 +729,7 @@ class VirtualBand:
             connection = self._connection
             if connection is not None and (not self._guarded or self.is_secure(connection)):
                 measurement = fp.HeartRateMeasurement(bpm, fp.ContactStatus.DETECTED, None, rr)
-                with contextlib.suppress(Exception):
-                    await self.device.notify_subscriber(connection, self._hr, bytes(measurement))
+                await self._notify(connection, self._hr, bytes(measurement))
 
     async def _drain_battery(self) -> None:
         while self.battery_percent > 5:
@@ -730,10 +739,7 @@ class VirtualBand:
             self.battery_percent -= 1
             connection = self._connection
             if connection is not None:
-                with contextlib.suppress(Exception):
-                    await self.device.notify_subscriber(
-                        connection, self._battery, bytes([self.battery_percent])
-                    )
+                await self._notify(connection, self._battery, bytes([self.battery_percent]))
 
     # -- what a person (or a test) does to the band ---------------------------------------
 
