@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import logging
 import signal
 import socket
@@ -27,6 +28,7 @@ from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
 from .events import SessionStopped, StopReason, StopSource
+from .extras import MissingExtraError
 from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
 from .session import Session
 from .store import Store, default_store_path
@@ -108,6 +110,25 @@ def _run_async(main: Callable[[], Awaitable[_T]]) -> _T:
     raise AssertionError("unreachable")
 
 
+def _require_extra(package: str, alternative: str) -> None:
+    """Fail in one line, before any band is touched, if the extra behind ``package`` is missing."""
+    try:
+        importlib.import_module(f"{__package__}.{package}")
+    except MissingExtraError as exc:
+        _fail(f"{exc}, {alternative}")
+
+
+class _Group(click.Group):
+    """The command group: a missing optional extra is one line that names it, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MissingExtraError as exc:
+            _fail(str(exc))
+            raise AssertionError("unreachable") from None
+
+
 def _store(db: Path | None, *, create: bool = True) -> Store:
     return Store(db, create=create) if db else Store(create=create)
 
@@ -185,7 +206,7 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="companion")
 @click.option("-v", "--verbose", count=True, help="Log more (-v: progress, -vv: protocol detail).")
 def main(verbose: int) -> None:
@@ -287,6 +308,8 @@ def run(
         )
     if no_mqtt and mqtt_url:
         raise click.UsageError("--mqtt and --no-mqtt contradict each other")
+    if not no_mqtt:
+        _require_extra("mqtt", "or pass --no-mqtt")
     try:
         workout = resolve_plan(plan, rounds)
     except CompanionError as exc:

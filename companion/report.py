@@ -6,6 +6,8 @@ rests, pauses, cues, heart rate, one row per round), and the renderers turn
 that model into a chart or a page. matplotlib is imported only when a chart is
 drawn, so ``import companion`` stays fast, and it draws on an Agg canvas of
 its own (never ``pyplot``), so no global backend or figure registry is touched.
+matplotlib comes with the optional ``report`` extra; without it, drawing the
+chart raises a :class:`~companion.extras.MissingExtraError` that names it.
 
 Times in the model are seconds from the start of the band's timeline (the
 ``start`` of :class:`~companion.events.SessionStarted`), on the host clock.
@@ -40,6 +42,7 @@ from .events import (
     SessionStopped,
     StepStarted,
 )
+from .extras import MissingExtraError
 from .store import SessionRecord, SessionSummary, Store
 
 if TYPE_CHECKING:
@@ -310,8 +313,11 @@ def write_report(store: Store, session_id: str, path: str | Path) -> Path:
 
 def render_png(report: SessionReport, *, dpi: int = 100) -> bytes:
     """The session chart as PNG bytes: heart rate over the shaded steps, and cue timing."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise MissingExtraError("the report's chart", "report", missing="matplotlib") from exc
 
     figure = Figure(figsize=(11, 6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)

@@ -21,6 +21,12 @@ echo "== installing companion with its test extra"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# tests/test_packaging.py installs firmware_protocol alone into a fresh venv with no
+# package index (tests reach nothing but loopback): what that install needs, the build
+# backend and construct, is fetched here as wheels into the git-ignored .test-wheels/.
+echo "== wheels for the firmware_protocol-alone test (into .test-wheels/)"
+.venv/bin/python -m pip wheel -q --wheel-dir .test-wheels 'setuptools>=68' 'construct>=2.10.70'
+
 echo "== node packages for the firmware tests (into .firmware-tools/)"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "node 20 and npm are needed: they run MicroPython (WebAssembly) and the Bangle.js app" >&2

@@ -1,10 +1,21 @@
 """MQTT: a session's events, state and heart rate for dashboards, and commands back.
 
 The only part of companion that imports an MQTT library. See the README for
-the topic tree and every payload.
+the topic tree and every payload. aiomqtt (the client) and amqtt (the embedded
+broker) come with the optional ``mqtt`` extra (``pip install 'companion[mqtt]'``);
+without them, importing this package raises a
+:class:`~companion.extras.MissingExtraError` that names the extra.
 """
 
 from __future__ import annotations
+
+from ..extras import MissingExtraError
+
+try:  # checked first: the relay needs the one, the embedded broker the other
+    import aiomqtt  # noqa: F401
+    import amqtt  # noqa: F401
+except ImportError as exc:
+    raise MissingExtraError("the MQTT relay", "mqtt", missing=exc.name) from exc
 
 from .broker import EmbeddedBroker, free_loopback_port
 from .config import BrokerConfig

@@ -5,9 +5,20 @@ Only this package imports Bumble. The rest of companion gets a
 virtual band: ``VirtualWorld().backend`` for bands in this process
 (``companion run --sim``, tests, benchmarks), ``remote_backend(url)`` for bands
 another process serves with :class:`SimServer` (``companion sim``).
+
+Bumble comes with the optional ``sim`` extra (``pip install 'companion[sim]'``);
+without it, importing this package raises a
+:class:`~companion.extras.MissingExtraError` that names the extra.
 """
 
 from __future__ import annotations
+
+from ..extras import MissingExtraError
+
+try:
+    import bumble  # noqa: F401  (checked first: every submodule below needs it)
+except ImportError as exc:
+    raise MissingExtraError("the virtual band", "sim", missing="bumble") from exc
 
 from .band import (
     BandClock,

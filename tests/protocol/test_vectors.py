@@ -17,7 +17,7 @@ import pytest
 
 import firmware_protocol as fp
 from firmware_protocol import messages as m
-from firmware_protocol.vectors import generate
+from scripts import generate_vectors as generate
 
 VECTORS = Path(fp.__file__).resolve().parent / "vectors"
 
@@ -94,7 +94,7 @@ def _crc16_ccitt_false(data: bytes, poly: int, init: int) -> int:
 def test_committed_vector_file_is_what_the_generator_builds_now(name: str) -> None:
     committed = (VECTORS / name).read_text(encoding="utf-8")
     assert committed == generate.render(generate.build_all()[name]), (
-        f"{name} is stale: run python -m firmware_protocol.vectors.generate"
+        f"{name} is stale: run python scripts/generate_vectors.py"
     )
 
 

@@ -1,11 +1,14 @@
-"""Build the golden vectors (``*.json`` beside this file) from the codec itself.
+"""Build the golden vectors (``firmware_protocol/vectors/*.json``) from the codec itself.
 
 Every vector is made from fixed, readable values, so regenerating gives the
 same bytes; a test checks that the committed JSON equals what this script
 builds now, so the vectors cannot drift from the codec silently::
 
-    python -m firmware_protocol.vectors.generate           # rewrite the JSON files
-    python -m firmware_protocol.vectors.generate --check   # exit 1 if any file is stale
+    python scripts/generate_vectors.py           # rewrite the JSON files
+    python scripts/generate_vectors.py --check   # exit 1 if any file is stale
+
+It lives in the repository, not in the package: an installed firmware_protocol
+ships the vectors, and the tool that writes them into this clone stays here.
 
 Malformed vectors state the error expected by hand; generation fails if the
 codec does not raise exactly that error, so a vector never pins a bug.
@@ -29,7 +32,7 @@ from firmware_protocol import messages as m
 
 __all__ = ["VECTORS_DIR", "build_all", "main", "render", "to_json"]
 
-VECTORS_DIR: Final = Path(__file__).resolve().parent
+VECTORS_DIR: Final = Path(__file__).resolve().parent.parent / "firmware_protocol" / "vectors"
 DEFAULT_MTU: Final = 23
 LARGE_MTU: Final = 247
 PLAN_CHUNK_BYTES: Final = 128  # what companion.band sends per PlanChunk
@@ -964,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
     if args.check and stale:
-        print(f"stale: {', '.join(stale)}; run python -m firmware_protocol.vectors.generate")
+        print(f"stale: {', '.join(stale)}; run python scripts/generate_vectors.py")
         return 1
     if not stale:
         print("vectors are up to date")
