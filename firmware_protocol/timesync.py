@@ -19,6 +19,15 @@ band without drift keeps its ever-tightening interval and each new burst does
 not move the estimate by its own noise. Exchanges that no longer agree with
 the newer ones (the rate changed, the band's clock was reset) are left out,
 oldest first.
+
+A rate read into noise is worse than none: carried along it, old bounds no
+longer hold the true offset, and the intersection moves by that error. So
+the noise a rate must stand clear of is measured where it has many degrees of
+freedom, in the scatter of each burst's own exchanges, and only raised by the
+bursts' scatter about the fitted line when that is larger. Judged by that
+line's scatter alone (one degree of freedom with three bursts), a "three
+standard errors" rate showed at the end of some sync in more than one
+drift-free five-minute session of four.
 """
 
 from __future__ import annotations
@@ -141,16 +150,24 @@ def _estimate(low: float, high: float, count: int, drift_ppm: float, at: float) 
 class _Burst:
     at_us: float
     mid_us: float
+    count: int
+    scatter: float  # squared deviations of its exchanges' offsets from their mean, summed
 
 
 class ClockTracker:
     """Every exchange so far, combined into one estimate that follows the band's drift.
 
     Exchanges less than ``burst_gap_us`` apart form one burst (one sync). The
-    drift is the least-squares slope of the bursts' midpoints; it is used once
-    at least ``min_bursts`` bursts span ``min_drift_span_us`` and the slope
-    stands ``significance`` standard errors clear of zero (otherwise it is
-    zero: a rate read into noise would move the timeline by that noise).
+    drift is the least-squares slope of the bursts' midpoints, each weighted by
+    its number of exchanges; it is used once at least ``min_bursts`` bursts
+    span ``min_drift_span_us`` and the slope stands ``significance`` standard
+    errors clear of zero (otherwise it is zero: a rate read into noise would
+    move the timeline by that noise). The standard error comes from the
+    scatter of the exchanges within each burst, raised to the bursts' own
+    scatter about the line when that is larger; without a burst of two
+    exchanges or more there is no such measure, and no rate. The default 3.5
+    rather than 3: a midpoint, halfway between a burst's fastest legs, errs
+    with heavier tails than a normal spread.
     """
 
     def __init__(
@@ -159,7 +176,7 @@ class ClockTracker:
         burst_gap_us: int = 5_000_000,
         min_bursts: int = 3,
         min_drift_span_us: int = 20_000_000,
-        significance: float = 3.0,
+        significance: float = 3.5,
         max_drift_ppm: float = 500.0,
         max_samples: int = 2048,
     ) -> None:
@@ -233,19 +250,39 @@ class ClockTracker:
         # A burst that contradicts itself falls back on its exchanges' mean.
         mean = sum(s.offset_us for s in group) / len(group)
         middle = mean if low > high else (low + high) / 2
-        return _Burst(sum(s.at_us for s in group) / len(group), middle)
+        scatter = sum((s.offset_us - mean) ** 2 for s in group)
+        return _Burst(sum(s.at_us for s in group) / len(group), middle, len(group), scatter)
 
     def _fit_drift(self) -> float:
         bursts = self._bursts()
         n = len(bursts)
         if n < self._min_bursts or bursts[-1].at_us - bursts[0].at_us < self._min_span_us:
             return 0.0
-        mean_t = sum(b.at_us for b in bursts) / n
-        mean_y = sum(b.mid_us for b in bursts) / n
-        sxx = sum((b.at_us - mean_t) ** 2 for b in bursts)
-        slope = sum((b.at_us - mean_t) * (b.mid_us - mean_y) for b in bursts) / sxx
-        residual = sum((b.mid_us - mean_y - slope * (b.at_us - mean_t)) ** 2 for b in bursts)
-        standard_error = math.sqrt(residual / (n - 2) / sxx)
+        degrees = sum(b.count - 1 for b in bursts)
+        if degrees < 1:
+            return 0.0  # single exchanges: nothing tells their noise from a rate
+        # One exchange's offset varies this much about its burst's; a burst's midpoint (the
+        # middle of the intersection, which only gains on the mean) by at most this / count.
+        variance = max(sum(b.scatter for b in bursts) / degrees, float(_RESOLUTION_US**2))
+        weights = [b.count / variance for b in bursts]
+        total = sum(weights)
+        mean_t = sum(w * b.at_us for w, b in zip(weights, bursts, strict=True)) / total
+        mean_y = sum(w * b.mid_us for w, b in zip(weights, bursts, strict=True)) / total
+        sxx = sum(w * (b.at_us - mean_t) ** 2 for w, b in zip(weights, bursts, strict=True))
+        slope = (
+            sum(
+                w * (b.at_us - mean_t) * (b.mid_us - mean_y)
+                for w, b in zip(weights, bursts, strict=True)
+            )
+            / sxx
+        )
+        # The bursts may scatter about the line more than their exchanges say (a link whose
+        # delays change from one sync to the next): then that scatter is the noise.
+        chi2 = sum(
+            w * (b.mid_us - mean_y - slope * (b.at_us - mean_t)) ** 2
+            for w, b in zip(weights, bursts, strict=True)
+        )
+        standard_error = math.sqrt(max(1.0, chi2 / (n - 2)) / sxx)
         if abs(slope) <= self._significance * standard_error:
             return 0.0
         return max(-self._max_drift_ppm, min(self._max_drift_ppm, slope / _PPM))
