@@ -42,6 +42,7 @@ from .events import (
     CueFired,
     Event,
     HeartRate,
+    InferredStopCause,
     LinkDown,
     LinkUp,
     TimeSynced,
@@ -536,7 +537,14 @@ class Band:
             logger.warning("band %s rebooted: its plan and session are gone", self.target)
             if self._timesync.running:  # a workout was running: it ended with the reboot
                 self._emit(
-                    BandStateChanged("stopped", 0, -1, 0.0, "reboot", self._clock.now()),
+                    BandStateChanged(
+                        fp.SessionStateCode.STOPPED,
+                        0,
+                        -1,
+                        0.0,
+                        InferredStopCause.REBOOT,
+                        self._clock.now(),
+                    ),
                     self._session_id,
                 )
             self._timesync.reset()
@@ -651,7 +659,7 @@ class Band:
             case fp.CueFired():
                 return CueFired(
                     cue_id=event.cue_id,
-                    kind=event.kind.name.lower(),
+                    kind=event.kind,
                     round=event.round,
                     step_index=event.step_index,
                     planned=self.to_host_time(event.planned_us),
@@ -664,11 +672,11 @@ class Band:
                 ) and event.session_id in (0, self._session_id):
                     self._timesync.ended()
                 return BandStateChanged(
-                    state=event.state.name.lower(),
+                    state=event.state,
                     round=event.round,
                     step_index=event.step_index,
                     shift_s=event.shift_us / 1_000_000,
-                    cause="" if event.cause == fp.StopCause.NONE else event.cause.name.lower(),
+                    cause=event.cause,
                     t=t,
                 )
             case fp.HeartRateSample():
@@ -679,7 +687,7 @@ class Band:
                     contact=event.contact,
                 )
             case fp.ButtonPressed():
-                return ButtonPressed(event.button.name.lower(), t)
+                return ButtonPressed(event.button, t)
         raise AssertionError(f"unhandled band event {event!r}")
 
     def _emit(self, event: Event, session_id: int = 0) -> None:

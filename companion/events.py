@@ -9,6 +9,11 @@ MQTT relay publishes: the number lets any subscriber drop duplicates.
 Times named ``t`` / ``planned`` / ``fired`` are seconds on the host's
 :class:`~companion.clock.Clock`; ``SessionEvent.at`` is wall-clock UTC.
 
+Cue kinds, step kinds, buttons, band states and stop causes are the protocol's
+own enums (:mod:`firmware_protocol`) from the band to the JSON edge; what the
+protocol has no code for is a host enum here (:class:`CueProblem`,
+:class:`InferredStopCause`).
+
 :func:`event_to_dict` and :func:`event_from_dict` are the one place where an
 event becomes JSON-ready data and back (store and MQTT both use them).
 """
@@ -17,9 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import re
+import typing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
+
+import firmware_protocol as fp
 
 __all__ = [
     "BandStateChanged",
@@ -27,10 +37,12 @@ __all__ = [
     "ButtonPressed",
     "CommandRejected",
     "CueFired",
+    "CueProblem",
     "CueTiming",
     "CueWarning",
     "Event",
     "HeartRate",
+    "InferredStopCause",
     "LinkDown",
     "LinkUp",
     "RoundDone",
@@ -68,6 +80,20 @@ class CueTiming(enum.StrEnum):
     HOST = "host"  # ``fired`` is when the band confirmed the host's write: delivered, not felt
 
 
+class CueProblem(enum.StrEnum):
+    """What went wrong with a cue (the protocol has no code for it: the host judges it)."""
+
+    LATE = "late"  # acknowledged, but further from its plan than the session's late_cue_ms
+    MISSING = "missing"  # the band timed it and never acknowledged it by the workout's end
+    MISSED = "missed"  # host-timed: its moment passed while it could not be delivered
+
+
+class InferredStopCause(enum.StrEnum):
+    """A stop cause the band cannot send, so the host infers it (beside ``fp.StopCause``)."""
+
+    REBOOT = "reboot"  # the band answered HELLO with a new boot id: the workout died with it
+
+
 class StopSource(enum.StrEnum):
     """Where a stop came from: the band itself, or this host (its terminal, code or broker)."""
 
@@ -77,14 +103,20 @@ class StopSource(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CueFired:
-    """A cue was played: acknowledged with the band's timestamp, or confirmed to the host."""
+    """A cue was played; what ``fired`` measures depends on ``timing``, and only on it.
+
+    ``CueTiming.BAND``: the band timed the cue; ``fired`` is the band's own timestamp
+    of the motor starting, converted to the host clock: what the wrist felt.
+    ``CueTiming.HOST``: this host timed it; ``fired`` is when the band confirmed the
+    host's write: delivered, not felt (the motor may start a little later).
+    """
 
     cue_id: int
-    kind: str  # firmware_protocol CueKind name, lower case: "next_exercise", ...
+    kind: fp.CueKind
     round: int
     step_index: int
     planned: float  # host clock, from the host's mirror of the timeline
-    fired: float  # host clock, converted from the band's timestamp (or the write's confirmation)
+    fired: float  # host clock: see the class docstring for what it measures per timing
     # Host-clock seconds per real second (``Clock.rate``): 10 in a `--speed 10` demo.
     speed: float = 1.0
     # Where the cue is in the plan: seconds from the timeline's 0, pauses left out
@@ -121,9 +153,9 @@ class Battery:
 
 @dataclass(frozen=True, slots=True)
 class ButtonPressed:
-    """A gesture on the band: "stop", "pain" or "skip"."""
+    """A gesture on the band: stop, pain or skip."""
 
-    button: str
+    button: fp.Button
     t: float
 
 
@@ -147,14 +179,15 @@ class BandStateChanged:
     """The band's own session state changed (it runs the timeline; this is its report).
 
     ``shift_s`` is how far the timeline has moved from the plan (pauses add, skips
-    subtract); ``cause`` is "", "button", "pain", "host" or "reboot" when ``state`` is "stopped".
+    subtract); ``cause`` is ``fp.StopCause.NONE`` unless ``state`` is STOPPED, and then
+    the band's cause, or :attr:`InferredStopCause.REBOOT` when the band lost the workout.
     """
 
-    state: str  # firmware_protocol SessionStateCode name, lower case
+    state: fp.SessionStateCode
     round: int
     step_index: int
     shift_s: float
-    cause: str
+    cause: fp.StopCause | InferredStopCause
     t: float
 
 
@@ -184,7 +217,7 @@ class StepStarted:
     round: int
     step_index: int
     name: str
-    kind: str  # "exercise", "rest", "countdown"
+    kind: fp.StepKind
     duration_s: float
     tip: str
     t: float
@@ -231,11 +264,11 @@ class SessionStopped:
 
 @dataclass(frozen=True, slots=True)
 class CueWarning:
-    """A cue was acknowledged late, or never: ``problem`` is "late" or "missing"."""
+    """A cue was acknowledged late, or never, or could not be delivered: see ``problem``."""
 
     cue_id: int
-    kind: str
-    problem: str
+    kind: fp.CueKind
+    problem: CueProblem
     error_ms: float | None
     t: float
 
@@ -322,10 +355,74 @@ def _snake(name: str) -> str:
 _TYPES_BY_SNAKE = {_snake(name): cls for name, cls in _EVENT_TYPES.items()}
 
 
+# An open protocol enum names a code it does not know "UNKNOWN_0x07" (firmware_protocol.enums).
+_UNKNOWN_CODE: Final = re.compile(r"unknown_0x([0-9a-f]{2})")
+
+
+def _enums_in(hint: Any) -> tuple[type[enum.Enum], ...]:
+    """The enum classes a field's resolved type names (``A``, ``A | B``, ``A | None``)."""
+    if isinstance(hint, type):
+        return (hint,) if issubclass(hint, enum.Enum) else ()
+    return tuple(cls for arg in typing.get_args(hint) for cls in _enums_in(arg))
+
+
+# Resolved once: the field annotations are strings (``from __future__ import annotations``).
+_FIELD_ENUMS: Final = {
+    cls: {name: _enums_in(hint) for name, hint in typing.get_type_hints(cls).items()}
+    for cls in _EVENT_TYPES.values()
+}
+
+
+def _enum_to_json(member: enum.Enum) -> Any:
+    # A wire code is stored by its lower-case name, not its number: records stay readable and
+    # keep the meaning they were written with. NONE ("no cause") is "", as it always was.
+    if isinstance(member, enum.IntEnum):
+        return "" if member.name == "NONE" else member.name.lower()
+    return member.value
+
+
+@functools.cache
+def _json_names(cls: type[enum.IntEnum]) -> dict[str, enum.IntEnum]:
+    return {_enum_to_json(member): member for member in cls}
+
+
+def _enum_from_json(classes: tuple[type[enum.Enum], ...], text: object) -> enum.Enum:
+    """The member of one of ``classes`` that ``text`` names; ``ValueError`` if none does."""
+    if not isinstance(text, str):
+        raise ValueError(_not_a_name(classes, text))
+    for cls in classes:
+        if issubclass(cls, enum.IntEnum):
+            named = _json_names(cls).get(text)
+            if named is not None:
+                return named
+            unknown = _UNKNOWN_CODE.fullmatch(text)
+            if unknown is not None:
+                try:
+                    member = cls(int(unknown.group(1), 16))  # an open enum keeps the code
+                except ValueError:
+                    continue
+                if _enum_to_json(member) == text:
+                    return member
+        else:
+            try:
+                return cls(text)
+            except ValueError:
+                continue
+    raise ValueError(_not_a_name(classes, text))
+
+
+def _not_a_name(classes: tuple[type[enum.Enum], ...], text: object) -> str:
+    shown = repr(text)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."  # a payload may be hostile
+    return f"{shown} is not a name of {' or '.join(cls.__name__ for cls in classes)}"
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The event as JSON-ready data: ``{"type": "cue_fired", ...fields}``.
 
-    Tuples become lists and enums their values, so ``json.dumps`` takes it as is.
+    Tuples become lists; a wire-code enum (an ``IntEnum``) its lower-case name
+    (``"next_exercise"``; ``""`` for ``NONE``), any other enum its value, so
+    ``json.dumps`` takes it as is and records read the same in every version.
     """
     data: dict[str, Any] = {"type": event_type_name(event)}
     for field in dataclasses.fields(event):
@@ -333,17 +430,22 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, enum.Enum):
-            value = value.value
+            value = _enum_to_json(value)
         data[field.name] = value
     return data
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from :func:`event_to_dict`'s output; ``ValueError`` if it is not one."""
+    """Rebuild an event from :func:`event_to_dict`'s output; ``ValueError`` if it is not one.
+
+    Each enum field is read back by the type its dataclass declares, so an
+    unknown name (a hostile or newer payload) is a ``ValueError`` naming the field.
+    """
     try:
         cls = _TYPES_BY_SNAKE[data["type"]]
     except (KeyError, TypeError):
         raise ValueError(f"not an event: unknown type {data.get('type')!r}") from None
+    enums = _FIELD_ENUMS[cls]
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.name not in data:
@@ -353,12 +455,11 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         value = data[field.name]
         if isinstance(value, list):
             value = tuple(value)
-        if field.name == "reason" and cls is SessionStopped:
-            value = StopReason(value)
-        if field.name == "timing" and cls is CueFired:
-            value = CueTiming(value)
-        if field.name == "source" and cls is SessionStopped:
-            value = StopSource(value)
+        if enums[field.name]:
+            try:
+                value = _enum_from_json(enums[field.name], value)
+            except ValueError as exc:
+                raise ValueError(f"{data['type']} event, field {field.name!r}: {exc}") from None
         kwargs[field.name] = value
     event: Event = cls(**kwargs)
     return event

@@ -28,7 +28,7 @@ from typing import Final
 
 from .errors import ReportError
 from .events import HeartRate
-from .report import RoundRow, SessionReport, build_report
+from .report import RoundRow, SessionReport, SpanKind, build_report
 from .store import Store
 
 __all__ = ["TCX_NAMESPACE", "export_tcx", "tcx_document"]
@@ -128,8 +128,9 @@ def _laps(
         samples[index].append(sample)  # before the first step: lap 1; after the end: last lap
     laps = []
     for row, start, end, points in zip(rounds, starts, ends, samples, strict=True):
-        names = [s.name for s in report.steps if s.round == row.round and s.kind != "round_rest"]
-        rest = [s for s in report.steps if s.round == row.round and s.kind == "round_rest"]
+        in_round = [s for s in report.steps if s.round == row.round]
+        names = [s.name for s in in_round if s.kind is not SpanKind.ROUND_REST]
+        rest = [s for s in in_round if s.kind is SpanKind.ROUND_REST]
         note = f"Round {row.round}: {', '.join(names) or 'no step'}"
         if rest:
             note += f"; then {sum(s.duration_s for s in rest):.0f} s rest"

@@ -16,6 +16,7 @@ Times in the model are seconds from the start of the band's timeline (the
 from __future__ import annotations
 
 import base64
+import enum
 import html
 import io
 import logging
@@ -54,6 +55,7 @@ __all__ = [
     "RoundRow",
     "SessionReport",
     "Span",
+    "SpanKind",
     "build_report",
     "render_html",
     "render_png",
@@ -77,19 +79,28 @@ _STEP_COLOURS: Final = (
     "#bab0ac",
 )
 _CUE_MARKERS: Final = {
-    "next_exercise": ("v", "next exercise"),
-    "switch_side": ("D", "switch side"),
-    "countdown": (".", "countdown"),
-    "round_done": ("s", "round done"),
-    "workout_done": ("*", "workout done"),
+    fp.CueKind.NEXT_EXERCISE: ("v", "next exercise"),
+    fp.CueKind.SWITCH_SIDE: ("D", "switch side"),
+    fp.CueKind.COUNTDOWN: (".", "countdown"),
+    fp.CueKind.ROUND_DONE: ("s", "round done"),
+    fp.CueKind.WORKOUT_DONE: ("*", "workout done"),
 }
+
+
+class SpanKind(enum.StrEnum):
+    """What a stretch of a report is: the report's own layout, not a protocol step kind."""
+
+    EXERCISE = "exercise"  # a step of the plan that is not a rest (countdown steps included)
+    REST = "rest"  # a rest step of the plan
+    ROUND_REST = "round_rest"  # the rest between two rounds (not a step of the plan)
+    PAUSED = "paused"  # the timeline was paused
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
     """A stretch of the session: a step (``exercise``/``rest``), a ``round_rest`` or a pause."""
 
-    kind: str  # "exercise", "rest" (a rest step of the plan), "round_rest", "paused"
+    kind: SpanKind
     name: str
     round: int
     step_index: int  # -1 for the rest between rounds and for pauses
@@ -107,7 +118,7 @@ class CueMark:
     """A cue the band played; ``error_ms`` is None for the "stopped" cue (it has no plan)."""
 
     at_s: float
-    kind: str
+    kind: fp.CueKind
     round: int
     error_ms: float | None
 
@@ -198,7 +209,7 @@ def build_report(store: Store, session_id: str) -> SessionReport:
     for event in events:
         if isinstance(event, StepStarted):
             close(event.t - origin)
-            kind = "rest" if event.kind == "rest" else "exercise"
+            kind = SpanKind.REST if event.kind is fp.StepKind.REST else SpanKind.EXERCISE
             open_span = Span(
                 kind, event.name, event.round, event.step_index, event.t - origin, event.t - origin
             )
@@ -206,18 +217,20 @@ def build_report(store: Store, session_id: str) -> SessionReport:
             close(event.t - origin)
             if event.round < record.rounds_planned:
                 open_span = Span(
-                    "round_rest", "rest", event.round, fp.REST_STEP, event.t - origin, 0.0
+                    SpanKind.ROUND_REST, "rest", event.round, fp.REST_STEP, event.t - origin, 0.0
                 )
         elif isinstance(event, SessionPaused):
             paused_at = event.t
         elif isinstance(event, SessionResumed) and paused_at is not None:
-            pauses.append(Span("paused", "paused", 0, -1, paused_at - origin, event.t - origin))
+            pauses.append(
+                Span(SpanKind.PAUSED, "paused", 0, -1, paused_at - origin, event.t - origin)
+            )
             paused_at = None
         elif isinstance(event, SessionDone | SessionStopped):
             close(event.t - origin)
     close(end - origin)
     if paused_at is not None and end > paused_at:
-        pauses.append(Span("paused", "paused", 0, -1, paused_at - origin, end - origin))
+        pauses.append(Span(SpanKind.PAUSED, "paused", 0, -1, paused_at - origin, end - origin))
 
     fired = [e for e in events if isinstance(e, CueFired)]
     cues = tuple(
@@ -361,16 +374,16 @@ def _draw_heart_rate(ax: Axes, report: SessionReport) -> None:
     blended = ax.get_xaxis_transform()
     for span in report.steps:
         start, end = span.start_s / 60, span.end_s / 60
-        if span.kind == "round_rest":
+        if span.kind is SpanKind.ROUND_REST:
             ax.axvspan(start, end, facecolor="#dddddd", hatch="//", edgecolor="#bbbbbb", zorder=1)
         else:
             colour = _STEP_COLOURS[span.step_index % len(_STEP_COLOURS)]
-            alpha = 0.12 if span.kind == "rest" else 0.28
+            alpha = 0.12 if span.kind is SpanKind.REST else 0.28
             ax.axvspan(start, end, facecolor=colour, alpha=alpha, linewidth=0, zorder=1)
         ax.text(
             (start + end) / 2,
             0.02,
-            span.name if span.kind != "round_rest" else f"rest after round {span.round}",
+            span.name if span.kind is not SpanKind.ROUND_REST else f"rest after round {span.round}",
             transform=blended,
             rotation=90,
             ha="center",
@@ -406,7 +419,7 @@ def _draw_heart_rate(ax: Axes, report: SessionReport) -> None:
             label="paused" if index == 0 else None,
         )
     for kind, (marker, label) in _CUE_MARKERS.items():
-        at = [c.at_s / 60 for c in report.cues if c.kind == kind]
+        at = [c.at_s / 60 for c in report.cues if c.kind is kind]
         if at:
             ax.plot(
                 at,
@@ -501,7 +514,7 @@ def render_html(report: SessionReport, png: bytes) -> str:
             ((50, 60), (60, 70), (70, 80), (80, 90), (90, 1000)), summary.zone_seconds, strict=False
         )
     ]
-    rests = [s for s in report.steps if s.kind == "round_rest"]
+    rests = [s for s in report.steps if s.kind is SpanKind.ROUND_REST]
     rest_rows = [(str(s.round), _duration(s.duration_s)) for s in rests]
     parts = [
         "<!DOCTYPE html>",

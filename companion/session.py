@@ -33,9 +33,11 @@ from .events import (
     Battery,
     CommandRejected,
     CueFired,
+    CueProblem,
     CueWarning,
     Event,
     HeartRate,
+    InferredStopCause,
     LinkDown,
     LinkUp,
     RoundDone,
@@ -57,11 +59,12 @@ __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
 
-_STOP_REASONS: Final = {
-    "button": (StopReason.USER, StopSource.BAND),
-    "pain": (StopReason.PAIN, StopSource.BAND),
-    "host": (StopReason.HOST, StopSource.BAND),  # a STOP this host did not send: another host
-    "reboot": (StopReason.REBOOT, StopSource.BAND),
+_STOP_REASONS: Final[dict[fp.StopCause | InferredStopCause, tuple[StopReason, StopSource]]] = {
+    fp.StopCause.BUTTON: (StopReason.USER, StopSource.BAND),
+    fp.StopCause.PAIN: (StopReason.PAIN, StopSource.BAND),
+    # A STOP this host did not send: another host.
+    fp.StopCause.HOST: (StopReason.HOST, StopSource.BAND),
+    InferredStopCause.REBOOT: (StopReason.REBOOT, StopSource.BAND),
 }
 _PHASES: Final = {
     fp.SessionStateCode.RUNNING: SessionPhase.RUNNING,
@@ -512,7 +515,7 @@ class Session:
                 self._publish(event)
             case LinkDown() | LinkUp():
                 self._publish(event)
-            case CueWarning(problem="missed"):
+            case CueWarning(problem=CueProblem.MISSED):
                 # A host-timed band reports a cue it could not deliver: accounted for.
                 self._mirror.acked.add(event.cue_id)
                 self._publish(event)
@@ -527,28 +530,29 @@ class Session:
         previous = (mirror.phase, mirror.round, mirror.step_index)
         mirror.shift_us = new_shift
         state = event.state
-        if state == "paused":
+        if state is fp.SessionStateCode.PAUSED:
             mirror.paused_at = event.t
             mirror.phase = SessionPhase.PAUSED
             self._publish(SessionPaused(event.t))
             return
-        if previous[0] is SessionPhase.PAUSED and state in ("running", "round_rest"):
+        running = state in (fp.SessionStateCode.RUNNING, fp.SessionStateCode.ROUND_REST)
+        if previous[0] is SessionPhase.PAUSED and running:
             mirror.paused_at = None
             self._publish(SessionResumed(event.t))
-        if state in ("running", "round_rest"):
-            mirror.phase = SessionPhase.RUNNING if state == "running" else SessionPhase.ROUND_REST
+        if running:
+            mirror.phase = _PHASES[state]
             if (event.round, event.step_index) != previous[1:]:
                 self._on_step_change(previous[1], event)
-        elif state == "done":
+        elif state is fp.SessionStateCode.DONE:
             self._round_done(previous[1], event.t)
             self._set_end(SessionPhase.DONE)
             self._check_missing_cues()
             self._publish(SessionDone(mirror.round, event.t))
             self._close("done")
-        elif state == "stopped":
+        elif state is fp.SessionStateCode.STOPPED:
             self._set_end(SessionPhase.STOPPED)
             reason, source = _STOP_REASONS.get(event.cause, (StopReason.HOST, StopSource.BAND))
-            if event.cause == "host" and self._stop_by is not None:
+            if event.cause is fp.StopCause.HOST and self._stop_by is not None:
                 reason, source = self._stop_by  # the STOP this host sent: who asked for it
             self._publish(SessionStopped(reason, event.t, source))
             self._close(f"stopped: {reason.value}")
@@ -565,7 +569,7 @@ class Session:
                     round=event.round,
                     step_index=event.step_index,
                     name=step.name,
-                    kind=step.kind.name.lower(),
+                    kind=step.kind,
                     duration_s=step.duration_s,
                     tip=step.tip,
                     t=event.t,
@@ -609,14 +613,14 @@ class Session:
         self._publish(checked)
         if abs(checked.error_ms) > self.late_cue_ms:
             self._publish(
-                CueWarning(event.cue_id, event.kind, "late", checked.error_ms, event.fired)
+                CueWarning(event.cue_id, event.kind, CueProblem.LATE, checked.error_ms, event.fired)
             )
 
     def _check_missing_cues(self) -> None:
         now = self.band.clock.now()
         for cue in self._timeline.cues:
             if cue.cue_id not in self._mirror.acked and cue.cue_id not in self._mirror.skipped:
-                self._publish(CueWarning(cue.cue_id, cue.kind.name.lower(), "missing", None, now))
+                self._publish(CueWarning(cue.cue_id, cue.kind, CueProblem.MISSING, None, now))
 
     def _set_end(self, phase: SessionPhase) -> None:
         self._mirror.phase = phase

@@ -27,6 +27,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+import firmware_protocol as fp
+
 from .events import (
     CommandRejected,
     CueFired,
@@ -129,8 +131,8 @@ def _sparkline(values: deque[int]) -> str:
     return "".join(_SPARK[(v - low) * (len(_SPARK) - 1) // span] for v in values)
 
 
-def _cue_name(kind: str) -> str:
-    return kind.replace("_", " ")
+def _cue_name(kind: fp.CueKind) -> str:
+    return kind.name.lower().replace("_", " ")
 
 
 def _cue_time(cue: CueFired, state: ViewState) -> str:
@@ -245,7 +247,7 @@ def describe(event: SessionEvent) -> str | None:
             return f"cue {_cue_name(inner.kind)} ({inner.error_ms:+.1f} ms)"
         case CueWarning():
             detail = f" by {inner.error_ms:.1f} ms" if inner.error_ms is not None else ""
-            return f"warning: cue {_cue_name(inner.kind)} {inner.problem}{detail}"
+            return f"warning: cue {_cue_name(inner.kind)} {inner.problem.value}{detail}"
         case RoundDone():
             return f"round {inner.round} done"
         case SessionPaused():

@@ -144,7 +144,9 @@ async def test_fit_activity_has_one_lap_per_step_with_its_step_index_and_duratio
     store, session_id, path = await exported(tmp_path, request)
     wall = wall_clock(store, session_id)
     events = [e.event for e in store.events(session_id)]
-    steps = [e for e in events if isinstance(e, StepStarted) and e.kind != "countdown"]
+    steps = [
+        e for e in events if isinstance(e, StepStarted) and e.kind is not fp.StepKind.COUNTDOWN
+    ]
     ends = [*(s.t for s in steps[1:]), max(getattr(e, "t", 0.0) for e in events)]
 
     for read in READERS:  # two readers, neither of them the writer

@@ -24,7 +24,7 @@ from companion.events import (
     StopReason,
 )
 from companion.plan import Plan, Step
-from companion.report import ReportError, build_report, write_report
+from companion.report import ReportError, SpanKind, build_report, write_report
 from companion.session import Session
 from companion.store import Store
 from tests.session.conftest import connected
@@ -118,9 +118,9 @@ async def test_html_round_table_has_one_row_per_round_with_heart_rate_and_cues(
     assert all(row.complete for row in report.rounds)
     assert all(row.duration_s == pytest.approx(20.0, abs=0.1) for row in report.rounds)
     assert all(row.hr_max is not None and row.cues > 0 for row in report.rounds)
-    rests = [s for s in report.steps if s.kind == "round_rest"]
+    rests = [s for s in report.steps if s.kind is SpanKind.ROUND_REST]
     assert [(s.round, round(s.duration_s)) for s in rests] == [(1, 5)]
-    assert [s.name for s in report.steps if s.kind == "exercise"] == [
+    assert [s.name for s in report.steps if s.kind is SpanKind.EXERCISE] == [
         "Plank",
         "Glute bridge",
     ] * 2
@@ -159,8 +159,8 @@ def _session_without_heart_rate(store: Store) -> str:
     store.begin_session("nohr0001", "band-without-hr", SHORT_PLAN, now)
     events: list[Event] = [
         SessionStarted("short", 2, 0.5),
-        StepStarted(1, 0, "Plank", "exercise", 10.0, "", 0.5),
-        CueFired(0, "next_exercise", 1, 0, 0.5, 0.5004),
+        StepStarted(1, 0, "Plank", fp.StepKind.EXERCISE, 10.0, "", 0.5),
+        CueFired(0, fp.CueKind.NEXT_EXERCISE, 1, 0, 0.5, 0.5004),
         SessionStopped(StopReason.HOST, 6.0),
     ]
     for number, event in enumerate(events, 1):
@@ -215,10 +215,10 @@ def test_cue_errors_of_a_sped_up_session_are_real_milliseconds_in_the_report(
     store.begin_session("fast0001", "sim0001", SHORT_PLAN, now)
     events: list[Event] = [
         SessionStarted("short", 2, 0.5),
-        StepStarted(1, 0, "Plank", "exercise", 10.0, "", 0.5),
+        StepStarted(1, 0, "Plank", fp.StepKind.EXERCISE, 10.0, "", 0.5),
         # At 10x, 20 ms late on the sped-up host clock is 2 ms late on the wrist.
-        CueFired(0, "next_exercise", 1, 0, 0.5, 0.52, speed=10.0, offset_s=0.0),
-        CueFired(1, "next_exercise", 1, 1, 10.5, 10.49, speed=10.0, offset_s=10.0),
+        CueFired(0, fp.CueKind.NEXT_EXERCISE, 1, 0, 0.5, 0.52, speed=10.0, offset_s=0.0),
+        CueFired(1, fp.CueKind.NEXT_EXERCISE, 1, 1, 10.5, 10.49, speed=10.0, offset_s=10.0),
         SessionStopped(StopReason.HOST, 12.0),
     ]
     for number, event in enumerate(events, 1):

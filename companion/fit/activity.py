@@ -32,7 +32,7 @@ from typing import Any, Final
 from .. import __version__
 from ..errors import ReportError
 from ..events import HeartRate
-from ..report import SessionReport, Span, build_report
+from ..report import SessionReport, Span, SpanKind, build_report
 from ..store import Store
 from ._writer import (
     Activity,
@@ -139,7 +139,7 @@ def activity_laps(report: SessionReport) -> tuple[FitLap, ...]:
     step_count = len(report.record.step_names)
     spans = list(report.steps)
     if not spans:  # stopped before the first step: one lap for whatever was recorded
-        spans = [Span("exercise", "no step", 0, -1, start, end)]
+        spans = [Span(SpanKind.EXERCISE, "no step", 0, -1, start, end)]
     starts = [start, *(s.start_s for s in spans[1:])]
     ends = [*starts[1:], end]
     grouped: list[list[HeartRate]] = [[] for _ in spans]
@@ -151,7 +151,7 @@ def activity_laps(report: SessionReport) -> tuple[FitLap, ...]:
         grouped[index].append(sample)
     laps = []
     for span, lap_start, lap_end, samples in zip(spans, starts, ends, grouped, strict=True):
-        if span.kind == "round_rest":
+        if span.kind is SpanKind.ROUND_REST:
             step: int | None = step_count
         else:
             step = span.step_index if 0 <= span.step_index < step_count else None
@@ -161,7 +161,7 @@ def activity_laps(report: SessionReport) -> tuple[FitLap, ...]:
                 end_s=lap_end,
                 timer_s=lap_end - lap_start - _paused_within(report.pauses, lap_start, lap_end),
                 step_index=step,
-                rest=span.kind in ("rest", "round_rest"),
+                rest=span.kind in (SpanKind.REST, SpanKind.ROUND_REST),
                 name=span.name,
                 samples=tuple(samples),
             )

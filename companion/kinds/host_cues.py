@@ -22,7 +22,7 @@ from typing import Final
 import firmware_protocol as fp
 
 from ..errors import CompanionError
-from ..events import BandStateChanged, CueFired, CueWarning, Event
+from ..events import BandStateChanged, CueFired, CueProblem, CueWarning, Event
 from .base import CueText, CueTiming, HostCue, KindBand, cue_text_for
 
 __all__ = ["CueVerdict", "HostCueSchedule", "run_host_cues"]
@@ -129,17 +129,17 @@ async def run_host_cues(
 ) -> AsyncIterator[Event]:
     """Fire every cue of ``plan`` on ``band`` at ``start`` + its offset; yield what happened.
 
-    Yields ``BandStateChanged("running")`` at the start, a :class:`CueFired`
-    with ``timing=host`` for each cue the band confirmed (``fired`` is when
-    the write was confirmed: delivered, not felt), a :class:`CueWarning`
-    ("missed") for each it could not get, and ``BandStateChanged("done")``.
+    Yields a RUNNING :class:`BandStateChanged` at the start, a :class:`CueFired`
+    with ``timing=CueTiming.HOST`` for each cue the band confirmed (``fired`` is
+    when the write was confirmed: delivered, not felt), a :class:`CueWarning`
+    (``CueProblem.MISSED``) for each it could not get, and a DONE one at the end.
     """
     timeline = fp.build_timeline(plan)
     schedule = HostCueSchedule(timeline, start, late_tolerance_s)
     text_of = text or cue_text_for(plan)
     clock = band.clock
     await clock.sleep_until(start)
-    yield BandStateChanged("running", 1, 0, 0.0, "", clock.now())
+    yield BandStateChanged(fp.SessionStateCode.RUNNING, 1, 0, 0.0, fp.StopCause.NONE, clock.now())
     while (deadline := schedule.next_deadline()) is not None:
         await clock.sleep_until(deadline)
         for cue, verdict in schedule.due(clock.now(), link_up=band.link_up):
@@ -149,11 +149,11 @@ async def run_host_cues(
                     await band.play(HostCue(cue, plan.pattern_for(cue.kind), text_of(cue)))
                 except CompanionError as exc:
                     logger.info("cue %d not delivered: %s", cue.cue_id, exc)
-                    yield CueWarning(cue.cue_id, cue.kind.name.lower(), "missed", None, clock.now())
+                    yield CueWarning(cue.cue_id, cue.kind, CueProblem.MISSED, None, clock.now())
                     continue
                 yield CueFired(
                     cue_id=cue.cue_id,
-                    kind=cue.kind.name.lower(),
+                    kind=cue.kind,
                     round=cue.round,
                     step_index=cue.step_index,
                     planned=planned,
@@ -163,6 +163,8 @@ async def run_host_cues(
                     timing=CueTiming.HOST,
                 )
             else:
-                yield CueWarning(cue.cue_id, cue.kind.name.lower(), "missed", None, clock.now())
+                yield CueWarning(cue.cue_id, cue.kind, CueProblem.MISSED, None, clock.now())
     last = timeline.cues[-1]
-    yield BandStateChanged("done", last.round, last.step_index, 0.0, "", clock.now())
+    yield BandStateChanged(
+        fp.SessionStateCode.DONE, last.round, last.step_index, 0.0, fp.StopCause.NONE, clock.now()
+    )

@@ -24,7 +24,7 @@ import firmware_protocol as fp
 
 from ..clock import Clock
 from ..errors import CompanionError
-from ..events import BandStateChanged, CueFired, CueTiming, CueWarning, Event
+from ..events import BandStateChanged, CueFired, CueProblem, CueTiming, CueWarning, Event
 from ..plan import Plan
 from ..state import DeviceInfo
 from .base import Capabilities, CueText, HostCue, KindBand, cue_text_for
@@ -170,7 +170,7 @@ class HostTimedBand:
         schedule = self._require_running()
         now = self.clock.now()
         schedule.pause(now)
-        self._report_state("paused", now)
+        self._report_state(fp.SessionStateCode.PAUSED, now)
         self._wake.set()
 
     async def resume(self) -> None:
@@ -204,7 +204,9 @@ class HostTimedBand:
                 await self.kind_band.play(
                     HostCue(stopped, plan.pattern_for(fp.CueKind.STOPPED), CueText("Stopped"))
                 )
-        self._report_state("stopped", now, cause="host", schedule=schedule)
+        self._report_state(
+            fp.SessionStateCode.STOPPED, now, cause=fp.StopCause.HOST, schedule=schedule
+        )
         self._ended = True
 
     def _require_running(self) -> HostCueSchedule:
@@ -214,16 +216,18 @@ class HostTimedBand:
 
     # -- the host's timeline ----------------------------------------------------------------
 
-    def _running_state(self) -> str:
+    def _running_state(self) -> fp.SessionStateCode:
         segment = self._segment
-        return "round_rest" if segment is not None and segment.step_index < 0 else "running"
+        if segment is not None and segment.step_index < 0:
+            return fp.SessionStateCode.ROUND_REST
+        return fp.SessionStateCode.RUNNING
 
     def _report_state(
         self,
-        state: str,
+        state: fp.SessionStateCode,
         now: float,
         *,
-        cause: str = "",
+        cause: fp.StopCause = fp.StopCause.NONE,
         schedule: HostCueSchedule | None = None,
     ) -> None:
         segment = self._segment
@@ -252,7 +256,7 @@ class HostTimedBand:
             if schedule.done:
                 last = timeline.cues[-1]
                 self._segment = fp.Segment(last.round, last.step_index, 0, 0)
-                self._report_state("done", clock.now())
+                self._report_state(fp.SessionStateCode.DONE, clock.now())
                 self._ended = True
                 return
             deadlines = [
@@ -297,7 +301,6 @@ class HostTimedBand:
         text: CueText | None,
     ) -> None:
         planned = schedule.planned(cue)
-        kind = cue.kind.name.lower()
         if verdict is CueVerdict.FIRE:
             try:
                 await self.kind_band.play(HostCue(cue, plan.pattern_for(cue.kind), text))
@@ -307,7 +310,7 @@ class HostTimedBand:
                 self._reports.put_nowait(
                     CueFired(
                         cue.cue_id,
-                        kind,
+                        cue.kind,
                         cue.round,
                         cue.step_index,
                         planned,
@@ -318,7 +321,9 @@ class HostTimedBand:
                     )
                 )
                 return
-        self._reports.put_nowait(CueWarning(cue.cue_id, kind, "missed", None, self.clock.now()))
+        self._reports.put_nowait(
+            CueWarning(cue.cue_id, cue.kind, CueProblem.MISSED, None, self.clock.now())
+        )
 
     async def _stop_driver(self) -> None:
         driver, self._driver = self._driver, None

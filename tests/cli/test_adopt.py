@@ -25,6 +25,7 @@ import pytest
 import firmware_protocol as fp
 from companion.events import (
     CueFired,
+    CueProblem,
     CueWarning,
     SessionDone,
     SessionStopped,
@@ -144,7 +145,7 @@ def test_a_host_killed_mid_session_adopts_its_workout_again_and_records_every_ev
     steps = [(e.round, e.step_index) for e in events if isinstance(e, StepStarted)]
     assert steps == [(1, 0), (1, 1), (1, 2)]
     assert sum(isinstance(e, SessionDone) for e in events) == 1
-    assert not [e for e in events if isinstance(e, CueWarning) and e.problem == "missing"]
+    assert not [e for e in events if isinstance(e, CueWarning) and e.problem is CueProblem.MISSING]
 
 
 def test_sigterm_stops_the_workout_on_the_band_and_records_who_stopped_it(

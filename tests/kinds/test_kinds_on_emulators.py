@@ -13,7 +13,7 @@ import pytest
 import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.errors import BandNotFoundError
-from companion.events import CueFired, CueTiming, CueWarning, Event, HeartRate
+from companion.events import CueFired, CueProblem, CueTiming, CueWarning, Event, HeartRate
 from companion.kinds import BandKind, KindBand, connect_band, run_host_cues
 from companion.plan import builtin_plan
 from companion.sim import (
@@ -223,7 +223,7 @@ async def test_cues_due_while_the_link_is_down_are_missed_and_the_rest_delivered
         await dropper
     fired = [e for e in events if isinstance(e, CueFired)]
     missed = [e for e in events if isinstance(e, CueWarning)]
-    assert {m.problem for m in missed} == {"missed"}
+    assert {m.problem for m in missed} == {CueProblem.MISSED}
     down = [c for c in TIMELINE.cues if 58.5 <= c.offset_us / 1e6 <= 63.5]
     assert {m.cue_id for m in missed} >= {c.cue_id for c in down if c.offset_us / 1e6 < 63}
     assert len(fired) + len(missed) == len(TIMELINE.cues)

@@ -9,6 +9,7 @@ import pytest
 from companion.clock import LoopClock
 from companion.events import (
     CueFired,
+    CueProblem,
     CueTiming,
     CueWarning,
     HeartRate,
@@ -85,7 +86,7 @@ async def test_a_link_drop_on_infinitime_reports_the_cues_it_missed_and_the_sess
     assert snapshot.phase is SessionPhase.DONE
     warnings = [e for e in published if isinstance(e, CueWarning)]
     assert warnings
-    assert {w.problem for w in warnings} == {"missed"}  # not also "missing" at the end
+    assert {w.problem for w in warnings} == {CueProblem.MISSED}  # not also MISSING at the end
     fired = [e for e in published if isinstance(e, CueFired)]
     assert len(fired) + len(warnings) == 22
     assert max(abs(c.error_ms) for c in fired) < 50  # nothing fired late as if on time

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 from rich.logging import RichHandler
 
+import firmware_protocol as fp
 from companion.events import CueFired, Event, SessionEvent, SessionStarted
 from companion.plan import Plan, Step
 from companion.session import Session
@@ -57,7 +58,9 @@ def test_the_view_fits_80x24_and_shows_exercise_time_left_heart_rate_and_cues() 
     for bpm in (90, 94, 97):
         state.heart_rates.append(bpm)
     for cue_id in range(6):
-        state.cues.append(CueFired(cue_id, "countdown", 2, 0, 300.0 + cue_id, 300.0004 + cue_id))
+        state.cues.append(
+            CueFired(cue_id, fp.CueKind.COUNTDOWN, 2, 0, 300.0 + cue_id, 300.0004 + cue_id)
+        )
     lines = _screen(SNAPSHOT, state)
     text = "\n".join(lines)
     assert len(lines) <= 24
@@ -179,7 +182,7 @@ def test_user_text_in_square_brackets_is_shown_as_written() -> None:
 def test_cue_errors_are_real_milliseconds_and_the_speed_is_said_once() -> None:
     state = ViewState()
     # At 10x, 20 ms on the sped-up host clock is 2 ms on the wrist.
-    state.take(_numbered(CueFired(1, "next_exercise", 1, 1, 60.0, 60.020, 10.0, 60.0)))
+    state.take(_numbered(CueFired(1, fp.CueKind.NEXT_EXERCISE, 1, 1, 60.0, 60.020, 10.0, 60.0)))
     text = "\n".join(_screen(SNAPSHOT, state))
     assert "+2.0 ms" in text
     assert "+20.0" not in text
@@ -191,7 +194,7 @@ def test_the_cue_list_leaves_a_pause_out() -> None:
     state = ViewState()
     state.take(_numbered(SessionStarted("short", 1, 100.0)))
     # Planned 60 s into the plan, after a 90 s pause: host time 250.
-    state.take(_numbered(CueFired(2, "next_exercise", 1, 1, 250.0, 250.0, 1.0, 60.0)))
+    state.take(_numbered(CueFired(2, fp.CueKind.NEXT_EXERCISE, 1, 1, 250.0, 250.0, 1.0, 60.0)))
     text = "\n".join(_screen(SNAPSHOT, state))
     assert "1:00  next exercise" in text
     assert "2:30" not in text
