@@ -20,6 +20,8 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
+import firmware_protocol as fp
+
 from . import __version__
 from .band import Band
 from .ble.backend import BleakBackend
@@ -27,16 +29,17 @@ from .ble.link import PAIRING_ADVICE
 from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
-from .events import SessionStopped, StopReason, StopSource
+from .events import CueTiming, SessionStopped, StopReason, StopSource
 from .extras import MissingExtraError
+from .kinds import CAPABILITIES, Capabilities, connect_for_session
 from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
 from .session import Session
+from .state import BandKind, CueMode
 from .store import Store, default_store_path
 from .view import LiveView
 
 if TYPE_CHECKING:
     from .mqtt import BrokerConfig, Relay
-    from .sim import VirtualWorld
 
 __all__ = ["main"]
 
@@ -149,26 +152,47 @@ async def _virtual_world(
     count: int,
     clock: LoopClock | None = None,
     *,
-    with_strap: bool = False,
-    with_watches: bool = False,
+    kinds: tuple[BandKind, ...] = (),
 ) -> Any:
-    from .sim import PairingConfirmation, VirtualBandConfig, VirtualWorld
+    """A virtual world with ``count`` companion bands, then one device of each other kind
+    in ``kinds``.
+
+    Yields ``(world, addresses)``: the address of every device added, in that order.
+    """
+    from .sim import (
+        BangleConfig,
+        InfiniTimeConfig,
+        PairingConfirmation,
+        VirtualBandConfig,
+        VirtualWorld,
+    )
     from .sim.serve import server_band_configs
 
     async with VirtualWorld() as world:
+        addresses: list[str] = []
         # Named as `companion sim` names them. These bands confirm their pairing code by
         # themselves: they live on this process's private link, which no other central can
         # reach, and the person running the demo is their wearer (README, "Pairing").
-        for config in server_band_configs(count, confirmation=PairingConfirmation.AUTOMATIC):
-            await world.add_band(dataclasses.replace(config, clock=clock))
-        if with_strap:  # a standard heart-rate strap, as people already own
-            await world.add_band(
-                VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
+        companions = (
+            server_band_configs(count, confirmation=PairingConfirmation.AUTOMATIC) if count else []
+        )
+        for config in companions:
+            band = await world.add_band(dataclasses.replace(config, clock=clock))
+            addresses.append(band.address)
+        if BandKind.HR_STRAP in kinds:  # a standard heart-rate strap, as people already own
+            strap = await world.add_band(
+                VirtualBandConfig(
+                    name="HR Strap", serial="STRAP01", companion_service=False, clock=clock
+                )
             )
-        if with_watches:  # the watches people own, as their firmware behaves
-            await world.add_infinitime()
-            await world.add_bangle()
-        yield world
+            addresses.append(strap.address)
+        if BandKind.INFINITIME in kinds:  # the watches people own, as their firmware behaves
+            watch = await world.add_infinitime(InfiniTimeConfig(clock=clock))
+            addresses.append(watch.address)
+        if BandKind.BANGLE in kinds:
+            bangle = await world.add_bangle(BangleConfig(clock=clock))
+            addresses.append(bangle.address)
+        yield world, addresses
 
 
 def _remote_target(target: str) -> tuple[str, BleakBackend]:
@@ -238,6 +262,13 @@ def main(verbose: int) -> None:
 )
 @click.option("--sim", is_flag=True, help="Use a virtual band in this process (no hardware).")
 @click.option(
+    "--kind",
+    type=click.Choice([k.value for k in BandKind]),
+    callback=lambda _ctx, _param, value: BandKind(value) if value else None,
+    help="What the band is, instead of finding out from what it advertises; with --sim, "
+    "which virtual device (companion band, InfiniTime, Bangle.js, heart-rate strap).",
+)
+@click.option(
     "--speed",
     type=click.FloatRange(min=0.1, max=_MAX_SPEED),
     default=1.0,
@@ -276,6 +307,7 @@ def run(
     plan: str,
     target: str | None,
     sim: bool,
+    kind: BandKind | None,
     speed: float,
     rounds: int | None,
     scan_timeout: float,
@@ -326,12 +358,17 @@ def run(
             if address.startswith("sim://"):
                 address, backend = _remote_target(address)
             if sim:
-                world: VirtualWorld = await stack.enter_async_context(_virtual_world(1, clock))
-                backend, address = world.backend, world.bands[0].address
+                others = () if kind in (None, BandKind.COMPANION) else (kind,)
+                world, addresses = await stack.enter_async_context(
+                    _virtual_world(0 if others else 1, clock, kinds=others)
+                )
+                backend, address = world.backend, addresses[0]
             console.print(f"connecting to {'the virtual band' if sim else address}...")
-            band = await stack.enter_async_context(
-                Band.connect(address, backend=backend, clock=clock, scan_timeout=scan_timeout)
+            band = await connect_for_session(
+                address, kind=kind, backend=backend, clock=clock, scan_timeout=scan_timeout
             )
+            await stack.enter_async_context(band)
+            _say_what_the_band_does(band.info.name, CAPABILITIES[band.info.kind])
             session = Session(band, workout, store=store, late_cue_ms=_LATE_CUE_MS)
             session.cancel_reason = StopReason.USER  # Ctrl-C or a signal: a person at the host
             if await session.prepare(take_over=take_over):
@@ -376,6 +413,17 @@ async def _relay(
         yield await stack.enter_async_context(Relay(session, config, heart_rate=heart_rate))
 
 
+def _say_what_the_band_does(name: str, features: Capabilities) -> None:
+    """Before a workout on a band that does not time its own cues: what to expect of them."""
+    if features.cue_mode is CueMode.BAND:
+        return
+    console.print(f"{name} ({features.kind.label}): {features.expected_error}", highlight=False)
+    for note in features.notes:
+        console.print(f"  - {note}", highlight=False)
+    if fp.Button.PAIN not in features.buttons:
+        console.print("  - it has no pain gesture: Ctrl-C here stops the workout", highlight=False)
+
+
 def _print_summary(store: Store, session_id: str) -> None:
     try:
         summary = store.summary(session_id)
@@ -392,6 +440,8 @@ def _print_summary(store: Store, session_id: str) -> None:
             f"p99 {summary.cue_error_p99_ms:.1f} ms, max {summary.cue_error_max_ms:.1f} ms"
             + (" (real time)" if summary.speed != 1 else ""),
         )
+        if summary.cue_timing is CueTiming.HOST:
+            table.add_row("cue mode", "sent by this computer: the figures are delivery, not feel")
     if summary.speed != 1:
         table.add_row("speed", f"{summary.speed:g}x (a demo): duration is workout time")
     if summary.hr_avg is not None:
@@ -409,14 +459,16 @@ def _print_summary(store: Store, session_id: str) -> None:
 def scan(sim: bool, timeout: float) -> None:
     """List the bands in range: companion bands, InfiniTime and Bangle.js watches and
     standard heart-rate sensors, each with its kind and what it can do."""
-    from .kinds import CAPABILITIES, kind_of
+    from .kinds import kind_of
 
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             backend = None
             if sim:
-                world: VirtualWorld = await stack.enter_async_context(
-                    _virtual_world(2, with_strap=True, with_watches=True)
+                world, _ = await stack.enter_async_context(
+                    _virtual_world(
+                        2, kinds=(BandKind.HR_STRAP, BandKind.INFINITIME, BandKind.BANGLE)
+                    )
                 )
                 backend = world.backend
             with console.status(f"listening for {timeout:g} s..."):
@@ -470,8 +522,8 @@ def pair(address: str | None, band_option: str | None, sim: bool) -> None:
             if target.startswith("sim://"):
                 target, backend = _remote_target(target)
             if sim:
-                world: VirtualWorld = await stack.enter_async_context(_virtual_world(1))
-                backend, target = world.backend, world.bands[0].address
+                world, addresses = await stack.enter_async_context(_virtual_world(1))
+                backend, target = world.backend, addresses[0]
                 console.print(
                     "the virtual band runs in this process and confirms its code by itself "
                     "(a real band asks its wearer)",
@@ -864,8 +916,8 @@ def monitor(mqtt_url: str, ca_file: Path | None, band_id: str | None, exit_when_
     It waits for a broker that is not up yet (or restarts), saying so. Ctrl-C
     quits the monitor only: the workout goes on on the band.
     """
+    from .monitor import monitor as follow
     from .mqtt import BrokerConfig
-    from .mqtt.monitor import monitor as follow
 
     async def go() -> None:
         config = BrokerConfig.from_url(mqtt_url, ca_file=ca_file)

@@ -16,11 +16,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 import firmware_protocol as fp
 
-from .band import Band
+from .clock import Clock
 from .errors import (
     CommandError,
     CompanionError,
@@ -51,11 +51,12 @@ from .events import (
     StopReason,
     StopSource,
 )
+from .kinds import CAPABILITIES, Capabilities
 from .plan import Plan
 from .state import DeviceInfo, SessionPhase, SessionSnapshot
 from .store import Store
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionBand"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,39 @@ _END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
 _BEFORE_START_S: Final = 5.0  # heart rate this long before the start still counts (warm-up)
 _RESYNC_EXCHANGES: Final = 16  # ~16 round trips every resync: enough to see a drift early
+
+
+class SessionBand(Protocol):
+    """What a session drives: a :class:`~companion.band.Band` (the band times the cues)
+    or a :class:`~companion.kinds.HostTimedBand` (this host does, for the bands people own).
+
+    Both take the plan, start, pause, resume, skip and stop it, and report what
+    happens as typed events; only a band that times its own cues can hold a
+    workout of its own (``capabilities`` is then the protocol's CAPABILITIES).
+    """
+
+    @property
+    def band_id(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def info(self) -> DeviceInfo: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def link_up(self) -> bool: ...
+    @property
+    def capabilities(self) -> fp.Capabilities | Capabilities | None: ...
+    def events(self) -> AsyncIterator[Event]: ...
+    async def push_plan(self, plan: Plan) -> bool: ...
+    async def sync_time(self, samples: int = ...) -> fp.ClockEstimate: ...
+    def new_session_id(self) -> int: ...
+    async def start(self, *, lead_s: float = ..., session_id: int | None = ...) -> float: ...
+    def adopt(self) -> float: ...
+    async def pause(self) -> None: ...
+    async def resume(self) -> None: ...
+    async def skip(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 class _Subscription:
@@ -134,7 +168,7 @@ class Session:
 
     def __init__(
         self,
-        band: Band,
+        band: SessionBand,
         plan: Plan,
         *,
         store: Store | None = None,
@@ -181,6 +215,11 @@ class Session:
     def device(self) -> DeviceInfo:
         """Who the band is (Device Information)."""
         return self.band.info
+
+    @property
+    def features(self) -> Capabilities:
+        """What the band's kind can do: who times the cues, motor, text, heart rate..."""
+        return CAPABILITIES[self.band.info.kind]
 
     @property
     def phase(self) -> SessionPhase:
@@ -241,6 +280,8 @@ class Session:
             battery=self._battery,
             link_up=self.band.link_up,
             notes=self.plan.notes,
+            kind=self.features.kind,
+            cue_mode=self.features.cue_mode,
         )
 
     def _next_name(self, segment: fp.Segment | None) -> str:

@@ -8,8 +8,39 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["DeviceInfo", "SessionPhase", "SessionSnapshot"]
+__all__ = ["BandKind", "CueMode", "DeviceInfo", "SessionPhase", "SessionSnapshot"]
+
+
+class BandKind(enum.StrEnum):
+    """What a device is, as far as this host is concerned."""
+
+    COMPANION = "companion"  # speaks the companion protocol (our band, a companion app)
+    INFINITIME = "infinitime"  # PineTime running InfiniTime
+    BANGLE = "bangle"  # Bangle.js with the stock apps (Android Integration)
+    HR_STRAP = "hr_strap"  # anything with only the standard Heart Rate service
+
+    @property
+    def label(self) -> str:
+        """The kind in words, for people: "InfiniTime watch", "heart-rate sensor"."""
+        return _KIND_LABELS[self]
+
+
+_KIND_LABELS: Final = {
+    BandKind.COMPANION: "companion band",
+    BandKind.INFINITIME: "InfiniTime watch",
+    BandKind.BANGLE: "Bangle.js",
+    BandKind.HR_STRAP: "heart-rate sensor",
+}
+
+
+class CueMode(enum.StrEnum):
+    """Where the wearer gets the cues, and who times them: what a dashboard shows."""
+
+    BAND = "band"  # the band fires them on its own clock (acknowledged with its timestamp)
+    HOST = "host"  # this host fires them at their offsets and writes them to the band's motor
+    SCREEN = "screen"  # no motor: this host's bell and screen (a heart-rate strap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +54,7 @@ class DeviceInfo:
     model: str = ""
     firmware: str = ""
     serial: str = ""
+    kind: BandKind = BandKind.COMPANION
 
 
 class SessionPhase(enum.StrEnum):
@@ -59,3 +91,5 @@ class SessionSnapshot:
     battery: int | None
     link_up: bool
     notes: tuple[str, ...] = ()
+    kind: BandKind = BandKind.COMPANION
+    cue_mode: CueMode = CueMode.BAND

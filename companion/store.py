@@ -25,6 +25,7 @@ from platformdirs import user_data_dir
 from .errors import StoreError
 from .events import (
     CueFired,
+    CueTiming,
     CueWarning,
     HeartRate,
     RoundDone,
@@ -234,6 +235,9 @@ class SessionSummary:
     # Host-clock seconds per real second (10 for a `--speed 10` demo). The cue errors
     # above are real milliseconds already; durations and times are workout time.
     speed: float = 1.0
+    # Who timed the cues: the band (its own timestamps: as fired) or this host (the
+    # write's confirmation: delivered, not felt).
+    cue_timing: CueTiming = CueTiming.BAND
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -488,4 +492,5 @@ class Store:
             hr_max=max(h.bpm for h in heart) if heart else None,
             zone_seconds=tuple(zones),
             speed=checked[0].speed if checked else 1.0,
+            cue_timing=checked[0].timing if checked else CueTiming.BAND,
         )

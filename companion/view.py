@@ -46,7 +46,7 @@ from .events import (
     StepStarted,
 )
 from .session import Session
-from .state import SessionPhase, SessionSnapshot
+from .state import CueMode, SessionPhase, SessionSnapshot
 
 __all__ = [
     "MONITOR_HINT",
@@ -66,6 +66,12 @@ _SPARK: Final = "▁▂▃▄▅▆▇█"
 _HR_POINTS: Final = 30
 _CUES_SHOWN: Final = 4
 _REFRESH_PER_S: Final = 4
+_FLASH_S: Final = 1.5  # a cue on this computer's screen (no motor) lights the panel this long
+_CUE_MODES: Final = {
+    CueMode.BAND: ("cues timed by the band's clock", "green"),
+    CueMode.HOST: ("cues sent by this computer: delivered within 10-50 ms, not felt", "yellow"),
+    CueMode.SCREEN: ("no motor: cues are this computer's bell and screen", "bold yellow"),
+}
 _PHASE_STYLE: Final = {
     SessionPhase.IDLE: "dim",
     SessionPhase.RUNNING: "bold green",
@@ -220,6 +226,8 @@ def render(
         if broker.pending:
             link.append(f" ({broker.pending} queued)", "yellow")
     grid.add_row("LINK", link)
+    mode, style = _CUE_MODES[snapshot.cue_mode]
+    grid.add_row("BAND", Text.assemble(snapshot.kind.label, ": ", (mode, style)))
     if state.last_notice:
         grid.add_row("", Text(state.last_notice, style="yellow"))
 
@@ -227,7 +235,17 @@ def render(
     for note in snapshot.notes:
         footer.append(note + "\n", style="bold red")
     footer.append(hint, style="dim")
+    if _flashing(snapshot, state):
+        return Panel(Group(grid, footer), title=title, title_align="left", style="reverse")
     return Panel(Group(grid, footer), title=title, title_align="left")
+
+
+def _flashing(snapshot: SessionSnapshot, state: ViewState) -> bool:
+    """Whether a cue just fired on a band with no motor: the screen is the cue then."""
+    if snapshot.cue_mode is not CueMode.SCREEN or not state.cues:
+        return False
+    at = state.cues[-1].offset_s
+    return at is not None and 0.0 <= snapshot.elapsed_s - at < _FLASH_S
 
 
 def describe(event: SessionEvent) -> str | None:
@@ -350,6 +368,8 @@ class LiveView:
             try:
                 async for event in self.session.events():
                     self.state.take(event)
+                    self._ring_for(event)
+                    live.update(self._frame(), refresh=True)  # a flash starts with its cue
             finally:
                 redraw.cancel()
             live.update(self._frame(), refresh=True)
@@ -360,3 +380,10 @@ class LiveView:
             line = describe(event)
             if line is not None:
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self._ring_for(event)
+
+    def _ring_for(self, event: SessionEvent) -> None:
+        """A band with no motor (a strap): this computer's bell is the cue."""
+        screen = self.session.features.cue_mode is CueMode.SCREEN
+        if screen and isinstance(event.event, CueFired) and self.console.is_terminal:
+            self.console.bell()

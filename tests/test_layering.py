@@ -17,7 +17,7 @@ ALLOWED = {
     "aiomqtt": ("companion/mqtt/",),
     "amqtt": ("companion/mqtt/",),
     "paho": ("companion/mqtt/",),
-    "rich": ("companion/cli.py", "companion/view.py", "companion/mqtt/monitor.py"),
+    "rich": ("companion/cli.py", "companion/view.py", "companion/monitor.py"),
     "construct": ("firmware_protocol/frames.py", "firmware_protocol/hrs.py"),
     "fit_tool": ("companion/fit/_writer.py",),
     "fitdecode": ("companion/fit/workout.py",),
@@ -106,3 +106,17 @@ def test_core_never_imports_the_virtual_bands(path: Path) -> None:
     # Only the CLI reaches companion.sim, and only when the user asks for a virtual band.
     imported = _companion_modules_imported(path)
     assert not {m for m in imported if m == "companion.sim" or m.startswith("companion.sim.")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _sources() if "mqtt" in p.relative_to(ROOT).parts],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_mqtt_never_imports_the_session_the_view_or_rich(path: Path) -> None:
+    # The relay is one subscriber of a session's events among others (store, view): it
+    # follows a session through its Protocol and never draws.
+    imported = _companion_modules_imported(path)
+    forbidden = {"companion.session", "companion.view", "companion.monitor", "companion.cli"}
+    assert not imported & forbidden, f"{path.name} imports {sorted(imported & forbidden)}"
+    assert "rich" not in _imports(path)

@@ -13,7 +13,13 @@ from ..events import CueTiming
 from .bangle import BangleBand, LineSplitter
 from .base import BandKind, Capabilities, CueText, HostCue, KindBand, TimeSync, cue_text_for
 from .companion import CompanionKindBand
-from .detect import CAPABILITIES, connect_band, kind_from_advertisement, kind_of
+from .detect import (
+    CAPABILITIES,
+    connect_band,
+    connect_for_session,
+    kind_from_advertisement,
+    kind_of,
+)
 from .host_cues import CueVerdict, HostCueSchedule, run_host_cues
 from .infinitime import InfiniTimeBand
 from .session_band import HostTimedBand
@@ -37,6 +43,7 @@ __all__ = [
     "StrapBand",
     "TimeSync",
     "connect_band",
+    "connect_for_session",
     "cue_text_for",
     "kind_from_advertisement",
     "kind_of",

@@ -30,7 +30,7 @@ from ..ble.scan import find_band
 from ..clock import Clock, LoopClock
 from ..errors import CompanionError, LinkLostError
 from ..events import CueTiming, Event, LinkDown, LinkUp
-from ..state import DeviceInfo
+from ..state import BandKind, CueMode, DeviceInfo
 
 __all__ = [
     "BandKind",
@@ -45,15 +45,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
-
-
-class BandKind(enum.StrEnum):
-    """What a device is, as far as this host is concerned."""
-
-    COMPANION = "companion"  # speaks the companion protocol (our band, a companion app)
-    INFINITIME = "infinitime"  # PineTime running InfiniTime
-    BANGLE = "bangle"  # Bangle.js with the stock apps (Android Integration)
-    HR_STRAP = "hr_strap"  # anything with only the standard Heart Rate service
 
 
 class TimeSync(enum.StrEnum):
@@ -101,14 +92,21 @@ class Capabilities:
         )
 
     @property
+    def cue_mode(self) -> CueMode:
+        """Where the wearer gets the cues: from the band's clock, the host's writes, or no wrist."""
+        if self.cue_timing is CueTiming.BAND:
+            return CueMode.BAND
+        return CueMode.HOST if self.motor else CueMode.SCREEN
+
+    @property
     def expected_error(self) -> str:
         """What a cue's timing figure means for this kind, in words for a summary."""
         if self.cue_timing is CueTiming.BAND:
-            return "fired by the band's own clock: a few milliseconds"
+            return "cues fired by the band's own clock: a few milliseconds"
         if not self.motor:
-            return "cues are on this computer (bell and screen), no wrist"
+            return "no motor: the cues are this computer's bell and screen, not the wrist"
         return (
-            "sent by this computer: delivered within one BLE connection interval "
+            "cues sent by this computer: delivered within one BLE connection interval "
             "(10-50 ms), as confirmed by the write, not as felt"
         )
 
@@ -164,7 +162,9 @@ class KindBand(abc.ABC):
         self._closing = False
         self._events: asyncio.Queue[Event | _Closed] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.info = DeviceInfo(band_id=target, name=target, address=target)
+        self.info = DeviceInfo(
+            band_id=target, name=target, address=target, kind=self.capabilities.kind
+        )
 
     # -- what a kind provides -----------------------------------------------------------------
 
@@ -258,6 +258,7 @@ class KindBand(abc.ABC):
                     band_id=_band_id(link.address),
                     name=device.name or self.target,
                     address=link.address,
+                    kind=self.capabilities.kind,
                 )
             await self.on_link(link, first)
         except BaseException:

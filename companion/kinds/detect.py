@@ -7,6 +7,7 @@ from typing import Final
 
 from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UUID
 
+from ..band import Band
 from ..ble.backend import BleakBackend
 from ..ble.scan import FoundBand, find_advertised
 from ..clock import Clock
@@ -14,8 +15,15 @@ from ..errors import BandNotFoundError
 from . import bangle, companion, infinitime, strap
 from . import gatt as kind_gatt
 from .base import BandKind, Capabilities, KindBand
+from .session_band import HostTimedBand
 
-__all__ = ["CAPABILITIES", "connect_band", "kind_from_advertisement", "kind_of"]
+__all__ = [
+    "CAPABILITIES",
+    "connect_band",
+    "connect_for_session",
+    "kind_from_advertisement",
+    "kind_of",
+]
 
 CAPABILITIES: Final[dict[BandKind, Capabilities]] = {
     BandKind.COMPANION: companion.CAPABILITIES,
@@ -95,3 +103,31 @@ async def connect_band(
         scan_timeout=scan_timeout,
         reconnect_for=reconnect_for,
     )
+
+
+async def connect_for_session(
+    target: str,
+    *,
+    kind: BandKind | None = None,
+    backend: BleakBackend | None = None,
+    clock: Clock | None = None,
+    scan_timeout: float = 10.0,
+    reconnect_for: float = 300.0,
+) -> Band | HostTimedBand:
+    """The band a :class:`~companion.session.Session` drives for ``target``, not yet connected.
+
+    A companion band is the :class:`~companion.band.Band` itself (it times its
+    own cues); any other kind is wrapped in a :class:`HostTimedBand`, so this
+    host fires the cues. ``kind`` forces a kind instead of finding it out.
+    """
+    band = await connect_band(
+        target,
+        kind=kind,
+        backend=backend,
+        clock=clock,
+        scan_timeout=scan_timeout,
+        reconnect_for=reconnect_for,
+    )
+    if isinstance(band, companion.CompanionKindBand):
+        return band.band
+    return HostTimedBand(band)

@@ -135,9 +135,9 @@ async def run_host_cues(
     (``CueProblem.MISSED``) for each it could not get, and a DONE one at the end.
     """
     timeline = fp.build_timeline(plan)
-    schedule = HostCueSchedule(timeline, start, late_tolerance_s)
-    text_of = text or cue_text_for(plan)
     clock = band.clock
+    schedule = HostCueSchedule(timeline, start, late_tolerance_s * clock.rate)  # real seconds
+    text_of = text or cue_text_for(plan)
     await clock.sleep_until(start)
     yield BandStateChanged(fp.SessionStateCode.RUNNING, 1, 0, 0.0, fp.StopCause.NONE, clock.now())
     while (deadline := schedule.next_deadline()) is not None:

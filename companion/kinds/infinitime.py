@@ -13,6 +13,7 @@ is "no reading" and never reported as a heart rate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import Final
@@ -129,9 +130,17 @@ class InfiniTimeBand(KindBand):
             raise BandNotFoundError(not_advertising(self.target)) from exc
 
     async def on_link(self, link: GattLink, first: bool) -> None:
-        if not link.has_characteristic(gatt.ALERT_LEVEL_UUID):
+        needed = {
+            "Immediate Alert": gatt.ALERT_LEVEL_UUID,
+            "New Alert": kind_gatt.NEW_ALERT_UUID,
+            "Current Time": kind_gatt.CURRENT_TIME_UUID,
+            "Heart Rate": gatt.HEART_RATE_MEASUREMENT_UUID,
+        }
+        missing = [name for name, uuid in needed.items() if not link.has_characteristic(uuid)]
+        if missing:
             raise IncompatibleBandError(
-                f"{link.address} has no Immediate Alert: it is not an InfiniTime watch"
+                f"{link.address} has no {', '.join(missing)}: it is not an InfiniTime watch "
+                "(`companion scan` shows what it is; leave --kind out to find out)"
             )
         await self._write_time(link)
         await link.subscribe(gatt.HEART_RATE_MEASUREMENT_UUID, self._on_heart_rate)
@@ -142,13 +151,8 @@ class InfiniTimeBand(KindBand):
             self._on_battery(await link.read(gatt.BATTERY_LEVEL_UUID))
         if first:
             firmware = (await link.read(gatt.FIRMWARE_REVISION_UUID)).decode("utf-8", "replace")
-            self.info = type(self.info)(
-                band_id=self.info.band_id,
-                name=self.info.name,
-                address=self.info.address,
-                manufacturer="PINE64",
-                model="PineTime",
-                firmware=firmware,
+            self.info = dataclasses.replace(
+                self.info, manufacturer="PINE64", model="PineTime", firmware=firmware
             )
             self.spawn(self._hold_heart_rate())
 

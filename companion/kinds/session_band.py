@@ -38,7 +38,11 @@ _LATE_TOLERANCE_S: Final = 0.25
 
 
 class HostTimedBand:
-    """``Session(HostTimedBand(kind_band), plan)``: a host-timed band, session-shaped."""
+    """``Session(HostTimedBand(kind_band), plan)``: a host-timed band, session-shaped.
+
+    ``late_tolerance_s`` (real seconds) is how late a cue may still be played;
+    a later one is reported missed.
+    """
 
     def __init__(self, band: KindBand, *, late_tolerance_s: float = _LATE_TOLERANCE_S) -> None:
         self.kind_band = band
@@ -81,6 +85,11 @@ class HostTimedBand:
     def band_id(self) -> str:
         """Stable, topic-safe id of the band."""
         return self.kind_band.band_id
+
+    @property
+    def target(self) -> str:
+        """The name or address the band was asked for."""
+        return self.kind_band.target
 
     @property
     def info(self) -> DeviceInfo:
@@ -159,11 +168,22 @@ class HostTimedBand:
             raise CompanionError("no plan: call push_plan(plan) before start()")
         start = self.clock.now() + lead_s
         self._schedule = HostCueSchedule(
-            fp.build_timeline(self._plan), start, self._late_tolerance_s
+            # The tolerance is real time: at --speed 60 a cue 25 ms late on the wrist is
+            # 1.5 s late on the host's clock, and still on time.
+            fp.build_timeline(self._plan),
+            start,
+            self._late_tolerance_s * self.clock.rate,
         )
         self._ended = False
         self._driver = asyncio.create_task(self._drive(self._plan, self._schedule))
         return start
+
+    def adopt(self) -> float:
+        """Never possible: a host-timed workout lives in the process that started it."""
+        raise CompanionError(
+            f"{self.kind_band.capabilities.kind} bands cannot hold a workout of their own: "
+            "there is nothing on the band to adopt"
+        )
 
     async def pause(self) -> None:
         """Hold the host's timeline."""

@@ -32,7 +32,7 @@ CAPABILITIES: Final = Capabilities(
     buttons=frozenset(),
     battery=True,
     time_sync=TimeSync.NONE,
-    notes=("no motor: cues ring this computer's bell and flash the view",),
+    notes=("a chest strap reads only while it touches the skin: wet the electrodes",),
 )
 
 

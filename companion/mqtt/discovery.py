@@ -1,5 +1,9 @@
 """Home Assistant MQTT discovery: one retained device message per band.
 
+The device says its kind (the model, when the band names none) and a cue mode
+entity says where the wearer gets the cues: ``band`` (its own clock), ``host``
+(this host writes each cue to the motor) or ``screen`` (a strap: no motor).
+
 Home Assistant (2024.12 and later) reads ``homeassistant/device/<id>/config``
 and creates a device with one entity per component. Every entity reads the
 relay's retained ``state`` topic (buttons write to ``cmd``) and follows the
@@ -12,7 +16,8 @@ import json
 from typing import Any, Final
 
 from .. import __version__
-from ..state import DeviceInfo, SessionPhase
+from ..kinds import CAPABILITIES, Capabilities
+from ..state import CueMode, DeviceInfo, SessionPhase
 from .topics import COMMANDS, OFFLINE, ONLINE, Topics
 
 __all__ = ["DISCOVERY_ROOT", "discovery_payload", "discovery_topic"]
@@ -30,7 +35,7 @@ def _sensor(key: str, name: str, template: str, **options: Any) -> dict[str, Any
     return {"p": "sensor", "name": name, "value_template": template, **options, "_key": key}
 
 
-def _components(band_id: str, topics: Topics) -> dict[str, dict[str, Any]]:
+def _components(band_id: str, topics: Topics, features: Capabilities) -> dict[str, dict[str, Any]]:
     sensors = [
         _sensor(
             "heart_rate",
@@ -57,6 +62,15 @@ def _components(band_id: str, topics: Topics) -> dict[str, dict[str, Any]]:
             "{{ value_json.state }}",
             device_class="enum",
             options=[phase.value for phase in SessionPhase],
+        ),
+        _sensor(
+            "cue_mode",
+            "Cue mode",
+            "{{ value_json.cue_mode }}",
+            device_class="enum",
+            options=[mode.value for mode in CueMode],
+            icon="mdi:vibrate" if features.motor else "mdi:bell-ring",
+            entity_category="diagnostic",
         ),
         _sensor(
             "battery",
@@ -106,7 +120,7 @@ def discovery_payload(device: DeviceInfo, topics: Topics) -> bytes:
         "ids": [f"companion_{band_id}"],
         "name": device.name or f"Band {band_id}",
         "mf": device.manufacturer or "unknown",
-        "mdl": device.model or "BLE band",
+        "mdl": device.model or device.kind.label,
         "sw": device.firmware or "unknown",
     }
     if device.serial:
@@ -119,6 +133,6 @@ def discovery_payload(device: DeviceInfo, topics: Topics) -> bytes:
         "availability_topic": topics.availability,
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
-        "cmps": _components(band_id, topics),
+        "cmps": _components(band_id, topics, CAPABILITIES[device.kind]),
     }
     return json.dumps(payload, separators=(",", ":")).encode()

@@ -25,17 +25,17 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Protocol, Self
 
 import aiomqtt
 
 from ..errors import BrokerError, CompanionError
-from ..events import HeartRate, StopReason
-from ..session import Session
+from ..events import HeartRate, SessionEvent, StopReason
+from ..state import DeviceInfo, SessionSnapshot
 from ..store import default_store_path
 from .broker import EmbeddedBroker
 from .config import BrokerConfig
@@ -150,6 +150,22 @@ class _Line:
     since: float = field(default_factory=time.monotonic)
 
 
+class RelayedSession(Protocol):
+    """What the relay follows and commands: a :class:`~companion.session.Session` (or
+    anything with its numbered events, snapshot and commands)."""
+
+    @property
+    def band_id(self) -> str: ...
+    @property
+    def device(self) -> DeviceInfo: ...
+    @property
+    def finished(self) -> bool: ...
+    def events(self) -> AsyncIterator[SessionEvent]: ...
+    def snapshot(self) -> SessionSnapshot: ...
+    async def obey(self, command: str, *, by: StopReason) -> None: ...
+    def reject(self, source: str, command: str, reason: str) -> None: ...
+
+
 class Relay:
     """``async with Relay(session, "mqtt://host:1883")``: the session on MQTT.
 
@@ -162,7 +178,7 @@ class Relay:
 
     def __init__(
         self,
-        session: Session,
+        session: RelayedSession,
         broker: BrokerConfig | str | None = None,
         *,
         prefix: str | None = None,

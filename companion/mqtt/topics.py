@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ..events import HeartRate, SessionEvent, event_from_dict, event_to_dict
-from ..state import SessionPhase, SessionSnapshot
+from ..state import BandKind, CueMode, SessionPhase, SessionSnapshot
 
 __all__ = [
     "COMMANDS",
@@ -127,6 +127,8 @@ def state_payload(snapshot: SessionSnapshot, *, include_heart_rate: bool = True)
             "battery": snapshot.battery,
             "link": "up" if snapshot.link_up else "down",
             "notes": list(snapshot.notes),
+            "kind": snapshot.kind.value,
+            "cue_mode": snapshot.cue_mode.value,
         }
     )
 
@@ -155,6 +157,9 @@ def snapshot_from_state(payload: bytes) -> SessionSnapshot:
             battery=data["battery"],
             link_up=data["link"] == "up",
             notes=tuple(data.get("notes", ())),
+            # Absent from a state written before kinds existed: a companion band's.
+            kind=BandKind(data.get("kind", BandKind.COMPANION)),
+            cue_mode=CueMode(data.get("cue_mode", CueMode.BAND)),
         )
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a companion state message: {exc}") from None

@@ -72,6 +72,40 @@ def test_run_on_the_virtual_band_finishes_a_round_lands_in_history_and_reports(d
     assert "<TrainingCenterDatabase" in tcx.read_text()
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("infinitime", "InfiniTime (InfiniTime watch): cues sent by this computer"),
+        ("bangle", "(Bangle.js): cues sent by this computer"),
+        ("hr_strap", "(heart-rate sensor): no motor"),
+    ],
+)
+def test_run_drives_every_kind_of_band_and_says_what_its_cues_are(
+    kind: str, said: str, db: Path
+) -> None:
+    result = invoke("run", *FAST, "--kind", kind, "--db", db)
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    assert said in shown
+    assert "it has no pain gesture: Ctrl-C here stops the workout" in shown
+    assert "workout done: 1 round(s)" in shown
+    assert "cue mode sent by this computer: the figures are delivery, not feel" in " ".join(
+        re.sub(r"[│┃|]", " ", result.output).split()
+    )
+    with Store(db) as store:
+        (record,) = store.sessions()
+        cues = [e for e in store.events(record.id) if e.type == "cue_fired"]
+    assert len(cues) == 22
+
+
+def test_an_unknown_kind_is_a_usage_error_that_lists_the_kinds(db: Path) -> None:
+    result = invoke("run", *FAST, "--kind", "nonsense", "--db", db)
+    assert result.exit_code == 2
+    assert "'nonsense' is not one of 'companion', 'infinitime', 'bangle', 'hr_strap'" in (
+        result.output
+    )
+
+
 def test_a_plan_file_with_rounds(tmp_path: Path, db: Path) -> None:
     plan = tmp_path / "mine.toml"
     plan.write_text('name = "mine"\ntitle = "Mine"\n[[steps]]\nname = "Plank"\nduration = 20\n')

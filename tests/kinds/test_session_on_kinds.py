@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from companion.band import Band
 from companion.clock import LoopClock
+from companion.errors import IncompatibleBandError
 from companion.events import (
     CueFired,
     CueProblem,
@@ -17,11 +19,11 @@ from companion.events import (
     SessionDone,
     StepStarted,
 )
-from companion.kinds import BandKind, HostTimedBand, connect_band
+from companion.kinds import BandKind, HostTimedBand, connect_band, connect_for_session
 from companion.plan import builtin_plan
 from companion.session import Session
 from companion.sim import BangleConfig, InfiniTimeConfig, VirtualBandConfig, VirtualWorld
-from companion.state import SessionPhase
+from companion.state import CueMode, SessionPhase
 
 pytestmark = pytest.mark.looptime
 
@@ -43,7 +45,7 @@ async def test_a_session_runs_back5_three_rounds_with_host_timed_cues(kind: Band
         address = await _address(world, kind, clock)
         band = HostTimedBand(await connect_band(address, backend=world.backend, clock=clock))
         async with band:
-            session = Session(band, plan)  # type: ignore[arg-type]
+            session = Session(band, plan)
             events = session.events()
             snapshot = await session.run()
             published = [e.event async for e in events]
@@ -71,7 +73,7 @@ async def test_a_link_drop_on_infinitime_reports_the_cues_it_missed_and_the_sess
         watch = await world.add_infinitime(InfiniTimeConfig(clock=clock))
         band = HostTimedBand(await connect_band(watch.address, backend=world.backend, clock=clock))
         async with band:
-            session = Session(band, plan)  # type: ignore[arg-type]
+            session = Session(band, plan)
             events = session.events()
 
             async def drop() -> None:
@@ -90,3 +92,36 @@ async def test_a_link_drop_on_infinitime_reports_the_cues_it_missed_and_the_sess
     fired = [e for e in published if isinstance(e, CueFired)]
     assert len(fired) + len(warnings) == 22
     assert max(abs(c.error_ms) for c in fired) < 50  # nothing fired late as if on time
+
+
+async def test_a_session_drives_a_companion_band_itself_and_other_kinds_on_a_host_timeline() -> (
+    None
+):
+    async with VirtualWorld() as world:
+        companion = await world.add_band(VirtualBandConfig(name="Companion", serial="SIM0002"))
+        watch = await world.add_infinitime()
+        assert isinstance(await connect_for_session(companion.address, backend=world.backend), Band)
+        host_timed = await connect_for_session(watch.address, backend=world.backend)
+        assert isinstance(host_timed, HostTimedBand)
+        async with host_timed:
+            assert host_timed.info.kind is BandKind.INFINITIME
+            assert Session(host_timed, builtin_plan("back-5")).features.cue_mode is CueMode.HOST
+
+
+@pytest.mark.parametrize(
+    ("kind", "complaint"),
+    [
+        (BandKind.INFINITIME, "has no New Alert, Current Time: it is not an InfiniTime watch"),
+        (BandKind.BANGLE, "has no Nordic UART service: it is not a Bangle.js"),
+        (BandKind.COMPANION, "has no companion service: it is not a companion band"),
+    ],
+)
+async def test_a_kind_forced_on_a_device_that_is_not_one_says_what_it_lacks(
+    kind: BandKind, complaint: str
+) -> None:
+    async with VirtualWorld() as world:
+        strap = await world.add_band(VirtualBandConfig(companion_service=False))
+        band = await connect_for_session(strap.address, kind=kind, backend=world.backend)
+        with pytest.raises(IncompatibleBandError, match=complaint):
+            async with band:
+                pass

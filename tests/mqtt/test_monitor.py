@@ -12,8 +12,9 @@ import pytest
 from rich.console import Console
 
 from companion.errors import BrokerError
+from companion.monitor import _Broker, _Follower, monitor
 from companion.mqtt import BrokerConfig, Relay
-from companion.mqtt.monitor import _Broker, _Follower, monitor
+from companion.mqtt.subscriber import parse
 from companion.mqtt.topics import state_payload
 from companion.view import LiveView
 from tests.session.test_view import SNAPSHOT
@@ -114,7 +115,9 @@ async def test_monitor_gives_up_at_once_on_a_refused_login(mosquitto: Mosquitto)
 def test_a_broker_lost_mid_session_is_said_under_the_panel() -> None:
     broker = _Broker("mqtt://127.0.0.1:1883", connected=True)
     follower = _Follower(None, broker)
-    follower.take("companion/sim0001/state", state_payload(SNAPSHOT))
+    heard = parse("companion/sim0001/state", state_payload(SNAPSHOT))
+    assert heard is not None
+    follower.take(heard)
     console = Console(file=io.StringIO(), width=80, height=24, record=True)
     console.print(follower.frame())
     assert "waiting for the MQTT broker" not in console.export_text()

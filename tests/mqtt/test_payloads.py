@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from companion.errors import BrokerError
 from companion.mqtt import BrokerConfig, Outbox, Topics, discovery_payload, parse_command
 from companion.mqtt.discovery import discovery_topic
 from companion.mqtt.relay import next_backoff
-from companion.mqtt.topics import COMMANDS
-from companion.state import DeviceInfo
+from companion.mqtt.topics import COMMANDS, snapshot_from_state, state_payload
+from companion.state import BandKind, CueMode, DeviceInfo
+from tests.session.test_view import SNAPSHOT
 
 DEVICE = DeviceInfo(
     band_id="SIM0001",
@@ -201,3 +203,41 @@ def test_outbox_keeps_order_and_replays_recently_acknowledged(tmp_path: Path) ->
         assert [m.payload for m in outbox.pending()] == [str(n).encode() for n in range(5)]
     with Outbox(tmp_path / "o.sqlite3", owner="b") as other:
         assert other.pending() == []  # each relay reads only its own rows
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "model"),
+    [
+        (BandKind.COMPANION, CueMode.BAND, "companion band"),
+        (BandKind.INFINITIME, CueMode.HOST, "InfiniTime watch"),
+        (BandKind.BANGLE, CueMode.HOST, "Bangle.js"),
+        (BandKind.HR_STRAP, CueMode.SCREEN, "heart-rate sensor"),
+    ],
+)
+def test_state_and_discovery_say_the_kind_and_where_the_cues_are(
+    kind: BandKind, mode: CueMode, model: str
+) -> None:
+    snapshot = dataclasses.replace(SNAPSHOT, kind=kind, cue_mode=mode)
+    data = json.loads(state_payload(snapshot))
+    assert (data["kind"], data["cue_mode"]) == (kind.value, mode.value)
+    assert snapshot_from_state(state_payload(snapshot)) == snapshot
+    device = dataclasses.replace(DEVICE, model="", kind=kind)
+    discovery = json.loads(discovery_payload(device, Topics.for_band("SIM0001")))
+    assert discovery["dev"]["mdl"] == model
+    entity = discovery["cmps"]["cue_mode"]
+    assert entity["value_template"] == "{{ value_json.cue_mode }}"
+    assert mode.value in entity["options"]
+
+
+def test_a_state_from_before_kinds_reads_as_a_companion_band() -> None:
+    data = json.loads(state_payload(SNAPSHOT))
+    del data["kind"], data["cue_mode"]
+    old = snapshot_from_state(json.dumps(data).encode())
+    assert (old.kind, old.cue_mode) == (BandKind.COMPANION, CueMode.BAND)
+
+
+def test_a_state_with_an_unknown_kind_is_refused_not_crashed_on() -> None:
+    data = json.loads(state_payload(SNAPSHOT))
+    data["kind"] = "toaster"
+    with pytest.raises(ValueError, match="not a companion state message"):
+        snapshot_from_state(json.dumps(data).encode())

@@ -9,11 +9,15 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from companion.clock import LoopClock
 from companion.errors import BrokerError
+from companion.kinds import connect_for_session
 from companion.mqtt import BrokerConfig, Outbox, Relay, Topics, discovery_topic, remove_discovery
+from companion.session import Session
+from companion.sim import InfiniTimeConfig, VirtualWorld
 from companion.store import Store
 
-from .conftest import Mosquitto, Subscriber, sim_session, subscribed
+from .conftest import SHORT_PLAN, Mosquitto, Subscriber, sim_session, subscribed
 
 
 def _types(events: list[dict[str, object]]) -> list[object]:
@@ -278,3 +282,29 @@ async def test_a_hostile_command_is_rejected_and_every_event_still_arrives(
     assert reason in str(rejected[0]["reason"])
     assert len(str(rejected[0]["command"])) <= 40
     assert "session_paused" not in _types(events)  # the padded "pause" was not obeyed
+
+
+async def test_a_host_timed_watch_is_relayed_with_its_kind_and_cue_mode(
+    broker: BrokerConfig, tmp_path: Path
+) -> None:
+    clock = LoopClock(20.0)
+    async with VirtualWorld() as world:
+        watch = await world.add_infinitime(InfiniTimeConfig(clock=clock))
+        band = await connect_for_session(watch.address, backend=world.backend, clock=clock)
+        async with band:
+            session = Session(band, SHORT_PLAN)
+            prefix = Topics.for_band(session.band_id).prefix
+            async with subscribed(broker, prefix) as dashboard:
+                async with Relay(session, broker, outbox=tmp_path / "outbox.sqlite3"):
+                    await session.run()
+                await dashboard.wait_for("availability", b"offline")
+    states = dashboard.payloads("state")
+    assert states
+    assert all(isinstance(s, dict) and s["kind"] == "infinitime" for s in states)
+    assert all(isinstance(s, dict) and s["cue_mode"] == "host" for s in states)
+    cues = [e for e in dashboard.events() if e["type"] == "cue_fired"]
+    assert cues
+    assert {e["timing"] for e in cues} == {"host"}
+    final = states[-1]
+    assert isinstance(final, dict)
+    assert final["state"] == "done"

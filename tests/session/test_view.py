@@ -14,12 +14,16 @@ import pyte
 import pytest
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.panel import Panel
 
 import firmware_protocol as fp
+from companion.clock import LoopClock
 from companion.events import CueFired, Event, SessionEvent, SessionStarted
+from companion.kinds import connect_for_session
 from companion.plan import Plan, Step
 from companion.session import Session
-from companion.state import SessionPhase, SessionSnapshot
+from companion.sim import InfiniTimeConfig, VirtualBandConfig, VirtualWorld
+from companion.state import BandKind, CueMode, SessionPhase, SessionSnapshot
 from companion.view import LiveView, ViewState, render
 
 from .conftest import connected
@@ -223,3 +227,64 @@ async def test_after_a_real_pause_the_cue_list_shows_plan_times() -> None:
         "0:10",
         "0:09",
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "said"),
+    [
+        (BandKind.COMPANION, CueMode.BAND, "companion band: cues timed by the band's clock"),
+        (BandKind.INFINITIME, CueMode.HOST, "InfiniTime watch: cues sent by this computer"),
+        (BandKind.HR_STRAP, CueMode.SCREEN, "heart-rate sensor: no motor"),
+    ],
+)
+def test_the_view_says_what_the_band_is_and_who_times_the_cues(
+    kind: BandKind, mode: CueMode, said: str
+) -> None:
+    snapshot = SessionSnapshot(**{**_fields(SNAPSHOT), "kind": kind, "cue_mode": mode})
+    lines = _screen(snapshot, ViewState())
+    assert len(lines) <= 24
+    assert said in " ".join("\n".join(lines).split())
+
+
+def _panel_style(snapshot: SessionSnapshot, state: ViewState) -> str:
+    panel = render(snapshot, state)
+    assert isinstance(panel, Panel)
+    return str(panel.style)
+
+
+@pytest.mark.parametrize(("mode", "flashes"), [(CueMode.SCREEN, True), (CueMode.HOST, False)])
+def test_a_cue_flashes_the_panel_only_when_the_screen_is_the_cue(
+    mode: CueMode, flashes: bool
+) -> None:
+    state = ViewState()
+    state.cues.append(CueFired(7, fp.CueKind.NEXT_EXERCISE, 2, 0, 340.0, 340.001, offset_s=341.5))
+    at_the_cue = SessionSnapshot(**{**_fields(SNAPSHOT), "cue_mode": mode, "elapsed_s": 342.0})
+    later = SessionSnapshot(**{**_fields(SNAPSHOT), "cue_mode": mode, "elapsed_s": 344.0})
+    assert (_panel_style(at_the_cue, state) == "reverse") is flashes
+    assert _panel_style(later, state) != "reverse"
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("kind", "bells"), [(BandKind.HR_STRAP, True), (BandKind.INFINITIME, False)]
+)
+async def test_a_strap_rings_the_terminal_bell_at_every_cue_and_a_watch_does_not(
+    kind: BandKind, bells: bool
+) -> None:
+    clock = LoopClock()
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True)
+    async with VirtualWorld() as world:
+        if kind is BandKind.HR_STRAP:
+            device = await world.add_band(VirtualBandConfig(companion_service=False, clock=clock))
+        else:
+            device = await world.add_infinitime(InfiniTimeConfig(clock=clock))
+        band = await connect_for_session(device.address, backend=world.backend, clock=clock)
+        async with band:
+            session = Session(band, SHORT)
+            events = session.events()
+            async with LiveView(session, console):
+                await session.run()
+            cues = [e async for e in events if isinstance(e.event, CueFired)]
+    assert cues
+    assert out.getvalue().count("\a") == (len(cues) if bells else 0)
