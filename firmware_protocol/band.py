@@ -214,6 +214,8 @@ class BandProtocol:
         self._last_seq = frame.seq
         self.commands_applied += 1
         self._reply(frame.seq, self._apply(message, now_us))
+        if isinstance(message, m.Hello):
+            self._resend_after_hello(now_us)
         self.tick(now_us)
 
     def tick(self, now_us: int) -> None:
@@ -661,6 +663,13 @@ class BandProtocol:
             return
         for entry in self._ring:  # go-back-N: resend everything unacknowledged, in order
             self._transmit(entry, now_us)
+
+    def _resend_after_hello(self, now_us: int) -> None:
+        # HELLO's answer names the oldest event kept as the next one; it must follow the
+        # answer at once. Whatever was sent before (all of it at connect) went to a host
+        # that did not yet know where the stream starts, and by the time a timed resend
+        # came, a full ring would have dropped that event for a newer one.
+        self._send_unacked(now_us, only_due=False)
 
     def _on_event_ack(self, event_number: int) -> None:
         while self._ring and self._ring[0].number <= event_number:

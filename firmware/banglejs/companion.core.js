@@ -638,6 +638,9 @@ Band.prototype.receiveData = function (data, now) {
   if (type === T.HELLO) this.helloSeq = seq;
   this.lastSeq = seq;
   this.reply(seq, this.apply(type, decoded.fields, now));
+  // HELLO's answer names the oldest event kept as the next one: it follows at once,
+  // before a full ring can drop it for a newer one.
+  if (type === T.HELLO) this.sendUnacked(now, false);
   this.tick(now);
 };
 

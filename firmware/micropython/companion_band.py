@@ -235,7 +235,14 @@ class BandCore:
         self.commands_applied += 1
         reply_type, reply = self._apply(message_type, fields, now_us)
         self._reply(seq, reply_type, reply)
+        if message_type == p.HELLO:
+            self._resend_after_hello(now_us)
         self.tick(now_us)
+
+    def _resend_after_hello(self, now_us):
+        # The answer names the oldest event kept as the next one: it follows at once,
+        # before a full ring can drop it for a newer one.
+        self._send_unacked(now_us, False)
 
     def tick(self, now_us):
         """Fire what is due, advance the session, retransmit overdue events."""
