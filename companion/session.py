@@ -1,10 +1,12 @@
-"""Session: run a workout plan on a band, mirror its timeline, record everything.
+"""Session: run a workout plan on a band and record everything, the async edge.
 
-The band runs the timeline on its own clock. The session pushes the plan,
-syncs clocks, starts it, and then only *listens*: it mirrors the timeline to
-show what is happening now, checks every cue acknowledgement against the plan,
-turns band reports into session events (step started, round done...), numbers
-them, records them and hands them to every subscriber (live view, MQTT relay).
+The band runs the timeline on its own clock (or, for the bands people own, a
+:class:`~companion.kinds.HostTimedBand` runs it here). The session pushes the
+plan, starts it, and then only *listens*: each band event goes through the
+pure :class:`~companion.tracker.SessionTracker`, which mirrors the timeline and
+checks every cue against the plan; the session numbers what it returns,
+records it and hands it to every subscriber (store, live view, MQTT relay are
+equal subscribers of :meth:`Session.events`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -29,52 +30,22 @@ from .errors import (
     WorkoutRunningError,
 )
 from .events import (
-    BandStateChanged,
-    Battery,
     CommandRejected,
-    CueFired,
-    CueProblem,
-    CueWarning,
     Event,
-    HeartRate,
-    InferredStopCause,
-    LinkDown,
-    LinkUp,
-    RoundDone,
-    SessionDone,
     SessionEvent,
-    SessionPaused,
-    SessionResumed,
-    SessionStarted,
-    SessionStopped,
-    StepStarted,
     StopReason,
-    StopSource,
 )
 from .kinds import CAPABILITIES, Capabilities
 from .plan import Plan
 from .state import DeviceInfo, SessionPhase, SessionSnapshot
 from .store import Store
+from .tracker import SessionTracker
 
 __all__ = ["Session", "SessionBand"]
 
 logger = logging.getLogger(__name__)
 
-_STOP_REASONS: Final[dict[fp.StopCause | InferredStopCause, tuple[StopReason, StopSource]]] = {
-    fp.StopCause.BUTTON: (StopReason.USER, StopSource.BAND),
-    fp.StopCause.PAIN: (StopReason.PAIN, StopSource.BAND),
-    # A STOP this host did not send: another host.
-    fp.StopCause.HOST: (StopReason.HOST, StopSource.BAND),
-    InferredStopCause.REBOOT: (StopReason.REBOOT, StopSource.BAND),
-}
-_PHASES: Final = {
-    fp.SessionStateCode.RUNNING: SessionPhase.RUNNING,
-    fp.SessionStateCode.ROUND_REST: SessionPhase.ROUND_REST,
-    fp.SessionStateCode.PAUSED: SessionPhase.PAUSED,
-}
-_END_PHASES: Final = (SessionPhase.DONE, SessionPhase.STOPPED)
 _STOP_TIMEOUT_S: Final = 5.0
-_BEFORE_START_S: Final = 5.0  # heart rate this long before the start still counts (warm-up)
 _RESYNC_EXCHANGES: Final = 16  # ~16 round trips every resync: enough to see a drift early
 
 
@@ -130,39 +101,6 @@ class _Subscription:
         return item
 
 
-@dataclass(slots=True)
-class _Mirror:
-    """The host's copy of where the band's timeline is, on the host's clock.
-
-    ``shift_us`` is the band's reported shift (pauses add, skips subtract);
-    drift corrections are not in it, so the mirror's plan stays the host's:
-    a cue is planned at ``start + offset + shift`` in host time, whatever the
-    band's clock does.
-    """
-
-    timeline: fp.Timeline
-    start: float = 0.0  # host clock
-    shift_us: int = 0
-    paused_at: float | None = None  # host clock
-    phase: SessionPhase = SessionPhase.IDLE
-    round: int = 0
-    step_index: int = -1
-    acked: set[int] = field(default_factory=set)
-    skipped: set[int] = field(default_factory=set)
-
-    def elapsed_us(self, now: float) -> int:
-        """Time into the plan's timeline at host time ``now``."""
-        if self.phase is SessionPhase.IDLE:
-            return 0
-        at = self.paused_at if self.paused_at is not None else now
-        elapsed = round((at - self.start) * 1_000_000) - self.shift_us
-        return max(0, min(elapsed, self.timeline.total_us))
-
-    def planned(self, cue: fp.PlannedCue) -> float:
-        """When ``cue`` should fire, in host-clock seconds."""
-        return self.start + (cue.offset_us + self.shift_us) / 1_000_000
-
-
 class Session:
     """One run of a plan on a band: ``await Session(band, plan).run()``."""
 
@@ -183,23 +121,21 @@ class Session:
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self._resync_every_s = resync_every_s
         self.late_cue_ms = late_cue_ms  # a cue acknowledged later than this (real ms) is a warning
-        self._hr_fresh_s = heart_rate_fresh_s
-        self._timeline = fp.build_timeline(plan.to_wire())
-        self._cues = {cue.cue_id: cue for cue in self._timeline.cues}
-        self._mirror = _Mirror(self._timeline)
+        self._tracker = SessionTracker(
+            plan,
+            speed=band.clock.rate,
+            late_cue_ms=late_cue_ms,
+            heart_rate_fresh_s=heart_rate_fresh_s,
+        )
         self._history: list[SessionEvent] = []
         self._subscribers: list[_Subscription] = []
         self._number = 0
-        self._heart_rate: HeartRate | None = None
-        self._battery: int | None = None
         self._started = False
         self._storage_error: StoreError | None = None  # the history failed: stop the workout
         self._finished = asyncio.Event()
         self._start_requested = asyncio.Event()
         self._prepared: bool | None = None  # None: not yet; True: adopted; False: start anew
         self._start_sent = False
-        self._rounds_done: set[int] = set()
-        self._stop_by: tuple[StopReason, StopSource] | None = None  # a stop this host asked
         # Who stops the workout when run() is cancelled: the program, unless the caller says
         # (the CLI: a person at the terminal pressed Ctrl-C or sent SIGTERM).
         self.cancel_reason = StopReason.HOST
@@ -224,7 +160,7 @@ class Session:
     @property
     def phase(self) -> SessionPhase:
         """Where the session is now."""
-        return self._mirror.phase
+        return self._tracker.phase
 
     @property
     def finished(self) -> bool:
@@ -246,52 +182,15 @@ class Session:
 
     def snapshot(self) -> SessionSnapshot:
         """What a live view or dashboard shows right now."""
-        mirror = self._mirror
-        clock = self.band.clock
-        now = clock.now()
-        elapsed_us = mirror.elapsed_us(now)
-        segment = self._timeline.segment_at(elapsed_us) if mirror.phase not in _END_PHASES else None
-        step: int = -1
-        remaining_s = duration_s = 0.0
-        if segment is not None and mirror.phase is not SessionPhase.IDLE:
-            step = segment.step_index
-            remaining_s = (segment.end_us - elapsed_us) / 1_000_000
-            duration_s = (segment.end_us - segment.start_us) / 1_000_000
-        current = self.plan.steps[step] if step >= 0 else None
-        hr = self._heart_rate
-        fresh = hr is not None and now - hr.t <= self._hr_fresh_s and hr.contact is not False
-        return SessionSnapshot(
+        features = self.features
+        return self._tracker.snapshot(
+            self.band.clock.now(),
             band_id=self.band_id,
             session_id=self.session_id,
-            plan=self.plan.name,
-            phase=mirror.phase,
-            round=mirror.round,
-            rounds=self.plan.rounds,
-            step_index=step,
-            step_count=len(self.plan.steps),
-            exercise=current.name if current else ("Rest" if segment else ""),
-            tip=current.tip if current else "",
-            step_remaining_s=remaining_s,
-            step_duration_s=duration_s,
-            next_exercise=self._next_name(segment),
-            elapsed_s=elapsed_us / 1_000_000,
-            total_s=self._timeline.total_us / 1_000_000,
-            heart_rate=hr.bpm if fresh and hr is not None else None,
-            battery=self._battery,
             link_up=self.band.link_up,
-            notes=self.plan.notes,
-            kind=self.features.kind,
-            cue_mode=self.features.cue_mode,
+            kind=features.kind,
+            cue_mode=features.cue_mode,
         )
-
-    def _next_name(self, segment: fp.Segment | None) -> str:
-        if segment is None:
-            return self.plan.steps[0].name if self._mirror.phase is SessionPhase.IDLE else ""
-        following = [s for s in self._timeline.segments if s.start_us >= segment.end_us]
-        if not following:
-            return ""
-        index = following[0].step_index
-        return self.plan.steps[index].name if index >= 0 else "Rest"
 
     # -- commands ------------------------------------------------------------------
 
@@ -317,7 +216,7 @@ class Session:
 
     async def stop(self, *, by: StopReason = StopReason.HOST) -> None:
         """Stop the workout now (the band plays the "stopped" pattern); ``by`` is recorded."""
-        self._stop_by = (by, StopSource.HOST)
+        self._tracker.stopping(by)
         await self.band.stop()
 
     async def obey(self, command: str, *, by: StopReason) -> None:
@@ -332,7 +231,7 @@ class Session:
     def reject(self, source: str, command: str, reason: str) -> None:
         """Record that a command from ``source`` was refused (the session goes on)."""
         logger.warning("rejected %s command %r: %s", source, command, reason)
-        self._publish(CommandRejected(source, command, reason, self.band.clock.now()))
+        self._publish([CommandRejected(source, command, reason, self.band.clock.now())])
 
     # -- running -------------------------------------------------------------------
 
@@ -409,30 +308,10 @@ class Session:
     def _adopt(self, session_id: str, capabilities: fp.Capabilities) -> None:
         """Carry on with recorded session ``session_id``, mirroring the band from where it is."""
         self.session_id = session_id
-        mirror = self._mirror
-        mirror.start = self.band.adopt()
-        # Where the band stands now is in CAPABILITIES, but the band replays what this host
-        # missed, so the mirror starts from what was recorded and the replay brings it up to
-        # date (every step change then appears once in the history).
-        mirror.phase = SessionPhase.RUNNING
-        recorded = self.store.events(session_id) if self.store is not None else []
-        self._number = self.store.last_event_number(session_id) if self.store is not None else 0
-        for numbered in recorded:
-            event = numbered.event
-            if isinstance(event, CueFired):
-                mirror.acked.add(event.cue_id)
-            elif isinstance(event, RoundDone):
-                self._rounds_done.add(event.round)
-                if event.round == mirror.round:
-                    mirror.step_index, mirror.phase = fp.REST_STEP, SessionPhase.ROUND_REST
-            elif isinstance(event, StepStarted):
-                mirror.round, mirror.step_index = event.round, event.step_index
-                mirror.phase = SessionPhase.RUNNING
-            elif isinstance(event, SessionPaused):
-                mirror.phase, mirror.paused_at = SessionPhase.PAUSED, event.t
-            elif isinstance(event, SessionResumed):
-                mirror.paused_at = None
-        mirror.shift_us = capabilities.session_shift_us  # replayed reports bring their own
+        store = self.store
+        recorded = [n.event for n in store.events(session_id)] if store is not None else []
+        self._number = store.last_event_number(session_id) if store is not None else 0
+        self._tracker.adopted(self.band.adopt(), capabilities.session_shift_us, recorded)
         self._started = True
         logger.info("adopted session %s (band workout %08x)", session_id, capabilities.session_id)
 
@@ -468,15 +347,14 @@ class Session:
             # would lose it without knowing. What was written before stays.
             self._storage_error = self._storage_error or exc
             await self._stop_by_host(StopReason.STORAGE)
-            self._set_end(SessionPhase.STOPPED)  # also when it failed before START
+            self._tracker.abandoned()  # also when it failed before START
             raise StoreError(
                 "the workout was stopped on the band (stopped: storage) and everything "
                 f"recorded before the failure is kept: {exc}"
             ) from exc
         except LinkLostError as exc:
-            self._set_end(SessionPhase.STOPPED)
-            self._publish(SessionStopped(StopReason.LINK, self.band.clock.now()))
-            self._close(f"link lost: {exc}")
+            self._publish(self._tracker.link_lost(self.band.clock.now(), str(exc)))
+            self._close_if_ended()
             raise
         return self.snapshot()
 
@@ -494,17 +372,15 @@ class Session:
         except CommandError as exc:
             self._close(f"not started: {exc}")
             raise
-        mirror = self._mirror
-        mirror.start = start
-        mirror.phase = SessionPhase.RUNNING
-        self._publish(SessionStarted(self.plan.name, self.plan.rounds, start, self.plan.notes))
+        self._publish(self._tracker.started(start))
 
     async def _follow(self, events: AsyncIterator[Event]) -> None:
         async for event in events:
-            self._handle(event)
+            self._publish(self._tracker.band_event(event))
             if self._storage_error is not None:
                 raise self._storage_error
-            if self._mirror.phase in _END_PHASES:
+            if self._tracker.ended:
+                self._close_if_ended()
                 return
 
     async def _resync_periodically(self) -> None:
@@ -520,11 +396,11 @@ class Session:
                     logger.info("periodic time sync skipped: %s", exc)
 
     async def _stop_by_host(self, reason: StopReason) -> None:
-        phase = self._mirror.phase
+        tracker = self._tracker
         # A START may be on its way (cancelled while awaiting its ACK): stop whatever runs, so
         # a cancellation never leaves a workout on the band that nobody follows.
-        if phase not in _END_PHASES and (phase is not SessionPhase.IDLE or self._start_sent):
-            self._stop_by = (reason, StopSource.HOST)
+        if not tracker.ended and (tracker.phase is not SessionPhase.IDLE or self._start_sent):
+            tracker.stopping(reason)
             try:
                 async with asyncio.timeout(_STOP_TIMEOUT_S):
                     await asyncio.shield(self.band.stop())
@@ -532,160 +408,33 @@ class Session:
                 logger.info("nothing to stop on the band: %s", exc)
             except (TimeoutError, CompanionError) as exc:
                 logger.warning("could not stop the band: %s", exc)
-            self._set_end(SessionPhase.STOPPED)
-            self._publish(SessionStopped(reason, self.band.clock.now(), StopSource.HOST))
-        self._close(f"stopped: {reason.value}")
-
-    # -- turning band reports into session events ------------------------------------
-
-    def _handle(self, event: Event) -> None:
-        match event:
-            case BandStateChanged():
-                self._on_band_state(event)
-            case CueFired():
-                self._on_cue(event)
-            case HeartRate():
-                if event.t < self._mirror.start - _BEFORE_START_S:
-                    # Measured before this workout (the band replays what no host took, from
-                    # its boot on): not this session's heart rate.
-                    return
-                self._heart_rate = event
-                self._publish(event)
-            case Battery():
-                self._battery = event.percent
-                self._publish(event)
-            case LinkDown() | LinkUp():
-                self._publish(event)
-            case CueWarning(problem=CueProblem.MISSED):
-                # A host-timed band reports a cue it could not deliver: accounted for.
-                self._mirror.acked.add(event.cue_id)
-                self._publish(event)
-            case _:
-                self._publish(event)
-
-    def _on_band_state(self, event: BandStateChanged) -> None:
-        mirror = self._mirror
-        new_shift = round(event.shift_s * 1_000_000)
-        if new_shift < mirror.shift_us and mirror.paused_at is None:
-            self._mark_skipped(event.t, new_shift)
-        previous = (mirror.phase, mirror.round, mirror.step_index)
-        mirror.shift_us = new_shift
-        state = event.state
-        if state is fp.SessionStateCode.PAUSED:
-            mirror.paused_at = event.t
-            mirror.phase = SessionPhase.PAUSED
-            self._publish(SessionPaused(event.t))
-            return
-        running = state in (fp.SessionStateCode.RUNNING, fp.SessionStateCode.ROUND_REST)
-        if previous[0] is SessionPhase.PAUSED and running:
-            mirror.paused_at = None
-            self._publish(SessionResumed(event.t))
-        if running:
-            mirror.phase = _PHASES[state]
-            if (event.round, event.step_index) != previous[1:]:
-                self._on_step_change(previous[1], event)
-        elif state is fp.SessionStateCode.DONE:
-            self._round_done(previous[1], event.t)
-            self._set_end(SessionPhase.DONE)
-            self._check_missing_cues()
-            self._publish(SessionDone(mirror.round, event.t))
-            self._close("done")
-        elif state is fp.SessionStateCode.STOPPED:
-            self._set_end(SessionPhase.STOPPED)
-            reason, source = _STOP_REASONS.get(event.cause, (StopReason.HOST, StopSource.BAND))
-            if event.cause is fp.StopCause.HOST and self._stop_by is not None:
-                reason, source = self._stop_by  # the STOP this host sent: who asked for it
-            self._publish(SessionStopped(reason, event.t, source))
-            self._close(f"stopped: {reason.value}")
-
-    def _on_step_change(self, previous_round: int, event: BandStateChanged) -> None:
-        mirror = self._mirror
-        if event.round != previous_round or event.step_index < 0:
-            self._round_done(previous_round, event.t)
-        mirror.round, mirror.step_index = event.round, event.step_index
-        if event.step_index >= 0:
-            step = self.plan.steps[event.step_index]
-            self._publish(
-                StepStarted(
-                    round=event.round,
-                    step_index=event.step_index,
-                    name=step.name,
-                    kind=step.kind,
-                    duration_s=step.duration_s,
-                    tip=step.tip,
-                    t=event.t,
-                )
-            )
-
-    def _round_done(self, round_number: int, t: float) -> None:
-        if round_number > 0 and round_number not in self._rounds_done:
-            self._rounds_done.add(round_number)
-            self._publish(RoundDone(round_number, t))
-
-    def _mark_skipped(self, t: float, new_shift_us: int) -> None:
-        mirror = self._mirror
-        at_us = round((t - mirror.start) * 1_000_000)
-        before = at_us - mirror.shift_us
-        after = at_us - new_shift_us
-        for cue in self._timeline.cues:
-            if before <= cue.offset_us < after:
-                mirror.skipped.add(cue.cue_id)
-
-    def _on_cue(self, event: CueFired) -> None:
-        cue = self._cues.get(event.cue_id)
-        if cue is None:  # the "stopped" cue is not on the timeline: no plan to check it against
-            self._publish(event)
-            return
-        if event.cue_id in self._mirror.acked:
-            return
-        self._mirror.acked.add(event.cue_id)
-        planned = self._mirror.planned(cue)
-        checked = CueFired(
-            cue_id=event.cue_id,
-            kind=event.kind,
-            round=event.round,
-            step_index=event.step_index,
-            planned=planned,
-            fired=event.fired,
-            speed=self.band.clock.rate,  # so error_ms (and the "late" check) is in real ms
-            offset_s=cue.offset_us / 1_000_000,
-            timing=event.timing,
-        )
-        self._publish(checked)
-        if abs(checked.error_ms) > self.late_cue_ms:
-            self._publish(
-                CueWarning(event.cue_id, event.kind, CueProblem.LATE, checked.error_ms, event.fired)
-            )
-
-    def _check_missing_cues(self) -> None:
-        now = self.band.clock.now()
-        for cue in self._timeline.cues:
-            if cue.cue_id not in self._mirror.acked and cue.cue_id not in self._mirror.skipped:
-                self._publish(CueWarning(cue.cue_id, cue.kind, CueProblem.MISSING, None, now))
-
-    def _set_end(self, phase: SessionPhase) -> None:
-        self._mirror.phase = phase
-        self._mirror.paused_at = None
+            self._publish(tracker.stopped_by_host(reason, self.band.clock.now()))
+        self._close(tracker.outcome or f"stopped: {reason.value}")
 
     # -- numbering, recording, fan-out -------------------------------------------------
 
-    def _publish(self, event: Event) -> None:
-        self._number += 1
-        numbered = SessionEvent(
-            band_id=self.band_id,
-            session_id=self.session_id,
-            number=self._number,
-            at=datetime.now(UTC),
-            event=event,
-        )
-        self._history.append(numbered)
-        if self.store is not None and self._storage_error is None:
-            try:
-                self.store.record(numbered)
-            except StoreError as exc:  # the follower stops the workout at its next event
-                self._storage_error = exc
-        for subscriber in self._subscribers:
-            subscriber.queue.put_nowait(numbered)
+    def _publish(self, events: list[Event]) -> None:
+        for event in events:
+            self._number += 1
+            numbered = SessionEvent(
+                band_id=self.band_id,
+                session_id=self.session_id,
+                number=self._number,
+                at=datetime.now(UTC),
+                event=event,
+            )
+            self._history.append(numbered)
+            if self.store is not None and self._storage_error is None:
+                try:
+                    self.store.record(numbered)
+                except StoreError as exc:  # the follower stops the workout at its next event
+                    self._storage_error = exc
+            for subscriber in self._subscribers:
+                subscriber.queue.put_nowait(numbered)
+
+    def _close_if_ended(self) -> None:
+        if self._tracker.outcome is not None:
+            self._close(self._tracker.outcome)
 
     def _close(self, outcome: str) -> None:
         if self._finished.is_set():

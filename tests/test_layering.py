@@ -120,3 +120,16 @@ def test_mqtt_never_imports_the_session_the_view_or_rich(path: Path) -> None:
     forbidden = {"companion.session", "companion.view", "companion.monitor", "companion.cli"}
     assert not imported & forbidden, f"{path.name} imports {sorted(imported & forbidden)}"
     assert "rich" not in _imports(path)
+
+
+def test_the_session_tracker_is_pure() -> None:
+    # Like firmware_protocol: band events in, session events out, time as a parameter.
+    path = ROOT / "companion" / "tracker.py"
+    allowed = {"__future__", "collections", "dataclasses", "typing", "firmware_protocol"}
+    assert _imports(path) <= allowed
+    imported = _companion_modules_imported(path)
+    assert {m.rsplit(".", 1)[0] if m.count(".") > 1 else m for m in imported} <= {
+        "companion.events",
+        "companion.plan",
+        "companion.state",
+    }
