@@ -37,7 +37,7 @@ from .events import (
 )
 from .kinds import CAPABILITIES, Capabilities
 from .plan import Plan
-from .state import DeviceInfo, SessionPhase, SessionSnapshot
+from .state import DeviceInfo, SessionCommand, SessionPhase, SessionSnapshot
 from .store import Store
 from .tracker import SessionTracker
 
@@ -219,14 +219,19 @@ class Session:
         self._tracker.stopping(by)
         await self.band.stop()
 
-    async def obey(self, command: str, *, by: StopReason) -> None:
-        """Carry out ``command`` (start, pause, resume, skip, stop) asked by ``by`` (e.g. MQTT)."""
-        if command == "stop":
-            await self.stop(by=by)
-        elif command in ("start", "pause", "resume", "skip"):
-            await getattr(self, command)()
-        else:
-            raise CompanionError(f"unknown command {command!r}: start, pause, resume, skip, stop")
+    async def obey(self, command: SessionCommand, *, by: StopReason) -> None:
+        """Carry out ``command`` asked by ``by`` (e.g. a dashboard over MQTT)."""
+        match command:
+            case SessionCommand.START:
+                await self.start()
+            case SessionCommand.PAUSE:
+                await self.pause()
+            case SessionCommand.RESUME:
+                await self.resume()
+            case SessionCommand.SKIP:
+                await self.skip()
+            case SessionCommand.STOP:
+                await self.stop(by=by)
 
     def reject(self, source: str, command: str, reason: str) -> None:
         """Record that a command from ``source`` was refused (the session goes on)."""

@@ -10,7 +10,14 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["BandKind", "CueMode", "DeviceInfo", "SessionPhase", "SessionSnapshot"]
+__all__ = [
+    "BandKind",
+    "CueMode",
+    "DeviceInfo",
+    "SessionCommand",
+    "SessionPhase",
+    "SessionSnapshot",
+]
 
 
 class BandKind(enum.StrEnum):
@@ -66,6 +73,16 @@ class SessionPhase(enum.StrEnum):
     ROUND_REST = "round_rest"
     DONE = "done"
     STOPPED = "stopped"
+
+
+class SessionCommand(enum.StrEnum):
+    """What a person or a dashboard can ask of a running session (MQTT ``cmd`` payloads)."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    SKIP = "skip"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ import aiomqtt
 
 from ..errors import BrokerError, CompanionError
 from ..events import HeartRate, SessionEvent, StopReason
-from ..state import DeviceInfo, SessionSnapshot
+from ..state import DeviceInfo, SessionCommand, SessionSnapshot
 from ..store import default_store_path
 from .broker import EmbeddedBroker
 from .config import BrokerConfig
@@ -162,7 +162,7 @@ class RelayedSession(Protocol):
     def finished(self) -> bool: ...
     def events(self) -> AsyncIterator[SessionEvent]: ...
     def snapshot(self) -> SessionSnapshot: ...
-    async def obey(self, command: str, *, by: StopReason) -> None: ...
+    async def obey(self, command: SessionCommand, *, by: StopReason) -> None: ...
     def reject(self, source: str, command: str, reason: str) -> None: ...
 
 
@@ -222,7 +222,7 @@ class Relay:
         self._flushing = False
         self._follower_done = False
         self._acks: list[int] = []
-        self._commands: asyncio.Queue[str] = asyncio.Queue(_COMMANDS_QUEUED)
+        self._commands: asyncio.Queue[SessionCommand] = asyncio.Queue(_COMMANDS_QUEUED)
         self._identifier = f"companion-{session.band_id}-{os.getpid()}"
         self._failure: BaseException | None = None
         self.reconnects = 0

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ..events import HeartRate, SessionEvent, event_from_dict, event_to_dict
-from ..state import BandKind, CueMode, SessionPhase, SessionSnapshot
+from ..state import BandKind, CueMode, SessionCommand, SessionPhase, SessionSnapshot
 
 __all__ = [
     "COMMANDS",
@@ -38,7 +38,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
-COMMANDS: Final = ("start", "pause", "resume", "stop", "skip")
+COMMANDS: Final = tuple(SessionCommand)
 MAX_COMMAND_BYTES: Final = 512  # {"command": "resume"} is 21: room for a few more fields
 MAX_COMMAND_DEPTH: Final = 4
 
@@ -192,7 +192,7 @@ def heart_rate_payload(event: SessionEvent, sample: HeartRate) -> bytes:
     )
 
 
-def parse_command(payload: bytes) -> str:
+def parse_command(payload: bytes) -> SessionCommand:
     """The command in a ``cmd`` message: ``pause`` or ``{"command": "pause"}``.
 
     Raises ``ValueError`` with the reason for anything else. Anyone who can
@@ -223,11 +223,11 @@ def parse_command(payload: bytes) -> str:
         if not isinstance(command, str):
             raise ValueError('a JSON command needs a "command" string, e.g. {"command": "pause"}')
         text = command
-    word = text.lower()
-    if word not in COMMANDS:
+    try:
+        return SessionCommand(text.lower())
+    except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
-        raise ValueError(f"unknown command {shown!r}; send one of {', '.join(COMMANDS)}")
-    return word
+        raise ValueError(f"unknown command {shown!r}; send one of {', '.join(COMMANDS)}") from None
 
 
 def _nesting(text: str) -> int:
