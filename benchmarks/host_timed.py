@@ -8,31 +8,34 @@ Run from the repository root::
 
 Real time on the virtual link, every LE packet delayed by a uniform
 ``--jitter-ms LOW HIGH`` per direction (as ``benchmarks/cues.py``). The host
-fires each cue at its absolute offset (:func:`companion.kinds.run_host_cues`);
+fires each cue at its absolute offset through
+:class:`companion.kinds.HostTimedBand`, the driver a session runs;
 *delivered* is when the watch's motor started, from the emulator's own record
 on the shared clock, minus the planned time; *confirmed* is what the host can
 know (the write's confirmation, ``CueFired.fired``). For InfiniTime's Immediate
 Alert (write without response) the confirmation is only the local stack
 taking the write, which is why the delivered figure is the one to quote.
 
-:func:`measure_host_timed` is the function ``benchmarks/cues.py`` calls for its
-host-timed rows.
+:func:`measure_host_timed` runs one kind's trials and returns the figures, for a
+caller that wants them without this table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 import firmware_protocol as fp
 from companion.clock import LoopClock
-from companion.events import CueFired, CueWarning
-from companion.kinds import BandKind, connect_band, run_host_cues
+from companion.events import BandStateChanged, CueFired, CueWarning, Event
+from companion.kinds import BandKind, HostTimedBand, connect_band
 from companion.plan import Plan, Step
 from companion.sim import (
     BangleConfig,
@@ -85,8 +88,7 @@ async def measure_host_timed(
     """Run ``plan`` ``trials`` times on the ``kind`` emulator with host-timed cues."""
     result = HostTimedResult(kind)
     clock = LoopClock()
-    wire = plan.to_wire()
-    timeline = fp.build_timeline(wire)
+    timeline = fp.build_timeline(plan.to_wire())
     async with VirtualWorld(name="bench-host") as world:
         world.link.set_delay(jitter_ms[0] / 1000, jitter_ms[1] / 1000, seed=seed)
         watch: Peripheral
@@ -99,12 +101,15 @@ async def measure_host_timed(
             watch, source = await world.add_bangle(BangleConfig(clock=clock)), MotorSource.BUZZ
         else:
             raise ValueError(f"no emulator with a motor for {kind}")
-        band = await connect_band(watch.address, kind=kind, backend=world.backend, clock=clock)
-        async with band:
+        band = HostTimedBand(
+            await connect_band(watch.address, kind=kind, backend=world.backend, clock=clock)
+        )
+        async with band, contextlib.aclosing(band.events()) as stream:
+            await band.push_plan(plan)
             for _ in range(trials):
-                start = clock.now() + _LEAD_S
                 before = len(watch.motor)
-                events = [e async for e in run_host_cues(band, wire, start)]
+                start = await band.start(lead_s=_LEAD_S)
+                events = await _one_workout(stream)
                 await clock.sleep(_SETTLE_S)
                 result.expected += len(timeline.cues)
                 fired = {e.cue_id: e for e in events if isinstance(e, CueFired)}
@@ -121,6 +126,16 @@ async def measure_host_timed(
                         result.delivered_ms.append((pulses[used] - planned) * 1000)
                         used += 1
     return result
+
+
+async def _one_workout(stream: AsyncGenerator[Event, None]) -> list[Event]:
+    # Leaving the loop does not close the stream: the next trial reads on from here.
+    events: list[Event] = []
+    async for event in stream:
+        events.append(event)
+        if isinstance(event, BandStateChanged) and event.state is fp.SessionStateCode.DONE:
+            return events
+    raise RuntimeError("the band's events ended before the workout was done")
 
 
 def _percentile(values: list[float], q: float) -> float:

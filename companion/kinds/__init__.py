@@ -3,15 +3,24 @@
 ``async with await connect_band(target) as band`` finds out what the device is
 (companion band, InfiniTime, Bangle.js with stock apps, a heart-rate strap)
 and returns a :class:`KindBand` of that kind; ``band.capabilities`` says what
-it can do, starting with who times the cues. Host-timed kinds get their cues
-from :func:`run_host_cues`.
+it can do, starting with who times the cues. A host-timed kind is driven
+through :class:`HostTimedBand`, which fires its cues on this host's clock.
 """
 
 from __future__ import annotations
 
 from ..events import CueTiming
 from .bangle import BangleBand, LineSplitter
-from .base import BandKind, Capabilities, CueText, HostCue, KindBand, TimeSync, cue_text_for
+from .base import (
+    BandKind,
+    Capabilities,
+    CueText,
+    HostCue,
+    KindBand,
+    LinkOptions,
+    TimeSync,
+    cue_text_for,
+)
 from .companion import CompanionKindBand
 from .detect import (
     CAPABILITIES,
@@ -20,7 +29,7 @@ from .detect import (
     kind_from_advertisement,
     kind_of,
 )
-from .host_cues import CueVerdict, HostCueSchedule, run_host_cues
+from .host_cues import CueVerdict, HostCueSchedule
 from .infinitime import InfiniTimeBand
 from .session_band import HostTimedBand
 from .strap import StrapBand
@@ -40,6 +49,7 @@ __all__ = [
     "InfiniTimeBand",
     "KindBand",
     "LineSplitter",
+    "LinkOptions",
     "StrapBand",
     "TimeSync",
     "connect_band",
@@ -47,5 +57,4 @@ __all__ = [
     "cue_text_for",
     "kind_from_advertisement",
     "kind_of",
-    "run_host_cues",
 ]

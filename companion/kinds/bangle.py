@@ -18,17 +18,24 @@ import datetime as dt
 import itertools
 import json
 import logging
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import firmware_protocol as fp
 
-from ..ble.backend import BleakBackend
 from ..ble.link import GattLink
-from ..clock import Clock
 from ..errors import CompanionError, IncompatibleBandError
 from ..events import Battery, HeartRate
 from . import gatt as kind_gatt
-from .base import BandKind, Capabilities, CueText, CueTiming, HostCue, KindBand, TimeSync
+from .base import (
+    BandKind,
+    Capabilities,
+    CueText,
+    CueTiming,
+    HostCue,
+    KindBand,
+    LinkOptions,
+    TimeSync,
+)
 from .patterns import PulsePlayer
 
 __all__ = ["CAPABILITIES", "BangleBand", "LineSplitter"]
@@ -97,22 +104,9 @@ class BangleBand(KindBand):
     capabilities = CAPABILITIES
 
     def __init__(
-        self,
-        target: str,
-        *,
-        backend: BleakBackend | None = None,
-        clock: Clock | None = None,
-        scan_timeout: float = 10.0,
-        reconnect_for: float = 300.0,
-        wall_clock: dt.datetime | None = None,
+        self, target: str, *, wall_clock: dt.datetime | None = None, **link: Unpack[LinkOptions]
     ) -> None:
-        super().__init__(
-            target,
-            backend=backend,
-            clock=clock,
-            scan_timeout=scan_timeout,
-            reconnect_for=reconnect_for,
-        )
+        super().__init__(target, **link)
         self._wall_clock = wall_clock
         self._lines = LineSplitter()
         self._player = PulsePlayer(self.clock)

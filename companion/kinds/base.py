@@ -7,7 +7,7 @@ carries, its buttons, battery and time sync, so a session, a view or a
 dashboard asks the band instead of guessing from its name.
 
 Host-timed kinds deliver one cue at a time through :meth:`KindBand.play`; the
-host decides when (see :mod:`companion.kinds.host_cues`).
+host decides when (see :mod:`companion.kinds.session_band`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypedDict
 
 import firmware_protocol as fp
 
@@ -28,7 +28,7 @@ from ..ble.backend import BleakBackend
 from ..ble.link import GattLink
 from ..ble.scan import find_band
 from ..clock import Clock, LoopClock
-from ..errors import CompanionError, LinkLostError
+from ..errors import BandNotFoundError, CompanionError, LinkLostError
 from ..events import CueTiming, Event, LinkDown, LinkUp
 from ..state import BandKind, CueMode, DeviceInfo
 
@@ -39,6 +39,7 @@ __all__ = [
     "CueTiming",
     "HostCue",
     "KindBand",
+    "LinkOptions",
     "TimeSync",
 ]
 
@@ -128,6 +129,16 @@ class HostCue:
     text: CueText | None
 
 
+class LinkOptions(TypedDict, total=False):
+    """How :class:`KindBand` reaches a band and keeps it; a kind takes them as ``**link``,
+    so their defaults stand in one place."""
+
+    backend: BleakBackend | None
+    clock: Clock | None
+    scan_timeout: float
+    reconnect_for: float
+
+
 class _Closed:
     def __init__(self, error: CompanionError | None) -> None:
         self.error = error
@@ -178,13 +189,20 @@ class KindBand(abc.ABC):
             f"a {self.capabilities.kind} band times its own cues: push the plan and start it"
         )
 
+    def not_found_hint(self) -> str | None:
+        """Why a band of this kind may not be found and what to do (None: the scan's message)."""
+        return None
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         try:
             await self._connect(first=True)
-        except BaseException:
+        except BaseException as exc:
             await self.aclose()
+            hint = self.not_found_hint() if isinstance(exc, BandNotFoundError) else None
+            if hint is not None:
+                raise BandNotFoundError(hint) from exc
             raise
         return self
 

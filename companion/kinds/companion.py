@@ -8,16 +8,14 @@ state and events come from the wrapped band, which a session drives directly.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Final, Unpack
 
 import firmware_protocol as fp
 
 from ..band import Band
-from ..ble.backend import BleakBackend
 from ..ble.link import GattLink
-from ..clock import Clock
 from ..events import Event
-from .base import BandKind, Capabilities, CueTiming, KindBand, TimeSync
+from .base import BandKind, Capabilities, CueTiming, KindBand, LinkOptions, TimeSync
 
 __all__ = ["CAPABILITIES", "CompanionKindBand"]
 
@@ -42,30 +40,15 @@ class CompanionKindBand(KindBand):
 
     capabilities = CAPABILITIES
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        backend: BleakBackend | None = None,
-        clock: Clock | None = None,
-        scan_timeout: float = 10.0,
-        reconnect_for: float = 300.0,
-        pair: bool = True,
-    ) -> None:
-        super().__init__(
-            target,
-            backend=backend,
-            clock=clock,
-            scan_timeout=scan_timeout,
-            reconnect_for=reconnect_for,
-        )
+    def __init__(self, target: str, *, pair: bool = True, **link: Unpack[LinkOptions]) -> None:
+        super().__init__(target, **link)
         self.band = Band(
             target,
-            backend=backend,
+            backend=self._backend,
             clock=self.clock,
             pair=pair,
-            scan_timeout=scan_timeout,
-            reconnect_for=reconnect_for,
+            scan_timeout=self._scan_timeout,
+            reconnect_for=self._reconnect_for,
         )
 
     async def __aenter__(self) -> CompanionKindBand:

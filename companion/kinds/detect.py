@@ -14,7 +14,7 @@ from ..clock import Clock
 from ..errors import BandNotFoundError
 from . import bangle, companion, infinitime, strap
 from . import gatt as kind_gatt
-from .base import BandKind, Capabilities, KindBand
+from .base import BandKind, Capabilities, KindBand, LinkOptions
 from .session_band import HostTimedBand
 
 __all__ = [
@@ -87,22 +87,12 @@ async def connect_band(
         BandKind.BANGLE: bangle.BangleBand,
         BandKind.HR_STRAP: strap.StrapBand,
     }
-    if kind is BandKind.COMPANION:
-        return companion.CompanionKindBand(
-            target,
-            backend=backend,
-            clock=clock,
-            scan_timeout=scan_timeout,
-            reconnect_for=reconnect_for,
-            pair=pair,
-        )
-    return classes[kind](
-        target,
-        backend=backend,
-        clock=clock,
-        scan_timeout=scan_timeout,
-        reconnect_for=reconnect_for,
+    link = LinkOptions(
+        backend=backend, clock=clock, scan_timeout=scan_timeout, reconnect_for=reconnect_for
     )
+    if kind is BandKind.COMPANION:
+        return companion.CompanionKindBand(target, pair=pair, **link)
+    return classes[kind](target, **link)
 
 
 async def connect_for_session(

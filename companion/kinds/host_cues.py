@@ -6,28 +6,19 @@ given the time and whether the link is up, which cues to fire now and which
 were missed. A cue whose moment passed while the link was down (or while the
 host could not act) is reported missed, never fired late as if on time.
 
-:func:`run_host_cues` is the thin async edge: it sleeps until each deadline on
-the injectable clock (never adding sleeps up), asks the band to play the cue,
-and reports when the band confirmed the write.
+:class:`~companion.kinds.session_band.HostTimedBand` is its one async edge: what
+a session, the CLI, the tests and the benchmarks drive.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 import firmware_protocol as fp
 
-from ..errors import CompanionError
-from ..events import BandStateChanged, CueFired, CueProblem, CueWarning, Event
-from .base import CueText, CueTiming, HostCue, KindBand, cue_text_for
-
-__all__ = ["CueVerdict", "HostCueSchedule", "run_host_cues"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["CueVerdict", "HostCueSchedule"]
 
 _LATE_TOLERANCE_S: Final = 0.25
 
@@ -117,54 +108,3 @@ class HostCueSchedule:
         if self.paused_at is not None:
             self.shift_s += now - self.paused_at
             self.paused_at = None
-
-
-async def run_host_cues(
-    band: KindBand,
-    plan: fp.WirePlan,
-    start: float,
-    *,
-    text: Callable[[fp.PlannedCue], CueText | None] | None = None,
-    late_tolerance_s: float = _LATE_TOLERANCE_S,
-) -> AsyncIterator[Event]:
-    """Fire every cue of ``plan`` on ``band`` at ``start`` + its offset; yield what happened.
-
-    Yields a RUNNING :class:`BandStateChanged` at the start, a :class:`CueFired`
-    with ``timing=CueTiming.HOST`` for each cue the band confirmed (``fired`` is
-    when the write was confirmed: delivered, not felt), a :class:`CueWarning`
-    (``CueProblem.MISSED``) for each it could not get, and a DONE one at the end.
-    """
-    timeline = fp.build_timeline(plan)
-    clock = band.clock
-    schedule = HostCueSchedule(timeline, start, late_tolerance_s * clock.rate)  # real seconds
-    text_of = text or cue_text_for(plan)
-    await clock.sleep_until(start)
-    yield BandStateChanged(fp.SessionStateCode.RUNNING, 1, 0, 0.0, fp.StopCause.NONE, clock.now())
-    while (deadline := schedule.next_deadline()) is not None:
-        await clock.sleep_until(deadline)
-        for cue, verdict in schedule.due(clock.now(), link_up=band.link_up):
-            planned = schedule.planned(cue)
-            if verdict is CueVerdict.FIRE:
-                try:
-                    await band.play(HostCue(cue, plan.pattern_for(cue.kind), text_of(cue)))
-                except CompanionError as exc:
-                    logger.info("cue %d not delivered: %s", cue.cue_id, exc)
-                    yield CueWarning(cue.cue_id, cue.kind, CueProblem.MISSED, None, clock.now())
-                    continue
-                yield CueFired(
-                    cue_id=cue.cue_id,
-                    kind=cue.kind,
-                    round=cue.round,
-                    step_index=cue.step_index,
-                    planned=planned,
-                    fired=clock.now(),
-                    speed=clock.rate,
-                    offset_s=cue.offset_us / 1_000_000,
-                    timing=CueTiming.HOST,
-                )
-            else:
-                yield CueWarning(cue.cue_id, cue.kind, CueProblem.MISSED, None, clock.now())
-    last = timeline.cues[-1]
-    yield BandStateChanged(
-        fp.SessionStateCode.DONE, last.round, last.step_index, 0.0, fp.StopCause.NONE, clock.now()
-    )

@@ -16,18 +16,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from typing import Final
+from typing import Final, Unpack
 
 import firmware_protocol as fp
 from firmware_protocol import gatt
 
-from ..ble.backend import BleakBackend
 from ..ble.link import GattLink
-from ..clock import Clock
-from ..errors import BandNotFoundError, IncompatibleBandError
+from ..errors import IncompatibleBandError
 from ..events import Battery, HeartRate
 from . import gatt as kind_gatt
-from .base import BandKind, Capabilities, CueTiming, HostCue, KindBand, TimeSync
+from .base import BandKind, Capabilities, CueTiming, HostCue, KindBand, LinkOptions, TimeSync
 from .patterns import PulsePlayer
 
 __all__ = ["CAPABILITIES", "InfiniTimeBand", "current_time_bytes", "not_advertising"]
@@ -103,31 +101,20 @@ class InfiniTimeBand(KindBand):
         self,
         target: str,
         *,
-        backend: BleakBackend | None = None,
-        clock: Clock | None = None,
-        scan_timeout: float = 10.0,
-        reconnect_for: float = 300.0,
         hold_s: float = _HOLD_S,
         wall_clock: dt.datetime | None = None,
+        **link: Unpack[LinkOptions],
     ) -> None:
-        super().__init__(
-            target,
-            backend=backend,
-            clock=clock,
-            scan_timeout=scan_timeout,
-            reconnect_for=reconnect_for,
-        )
+        super().__init__(target, **link)
         self._hold_s = hold_s
         self._wall_clock = wall_clock
         self._player = PulsePlayer(self.clock)
         self._last: tuple[int, float] | None = None  # (bpm, when the watch last said it)
         self._emitted_at = -float("inf")
 
-    async def __aenter__(self) -> InfiniTimeBand:
-        try:
-            return await super().__aenter__()
-        except BandNotFoundError as exc:
-            raise BandNotFoundError(not_advertising(self.target)) from exc
+    def not_found_hint(self) -> str:
+        """It holds one connection at a time: a connected phone hides it."""
+        return not_advertising(self.target)
 
     async def on_link(self, link: GattLink, first: bool) -> None:
         needed = {

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Final, Self
 
@@ -106,7 +106,7 @@ class HostTimedBand:
         """Whether the link is up right now."""
         return self.kind_band.link_up
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """The kind's own events (heart rate, battery, link) and the host timeline's reports."""
         merged: asyncio.Queue[Event | None] = asyncio.Queue()
 

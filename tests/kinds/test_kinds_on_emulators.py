@@ -13,8 +13,16 @@ import pytest
 import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.errors import BandNotFoundError
-from companion.events import CueFired, CueProblem, CueTiming, CueWarning, Event, HeartRate
-from companion.kinds import BandKind, KindBand, connect_band, run_host_cues
+from companion.events import (
+    BandStateChanged,
+    CueFired,
+    CueProblem,
+    CueTiming,
+    CueWarning,
+    Event,
+    HeartRate,
+)
+from companion.kinds import BandKind, HostTimedBand, KindBand, connect_band
 from companion.plan import builtin_plan
 from companion.sim import (
     BangleConfig,
@@ -27,7 +35,8 @@ from companion.sim import (
 
 pytestmark = pytest.mark.looptime
 
-PLAN = builtin_plan("back-5", rounds=3).to_wire()
+BACK_5 = builtin_plan("back-5", rounds=3)
+PLAN = BACK_5.to_wire()
 TIMELINE = fp.build_timeline(PLAN)
 LEAD_S = 0.5
 
@@ -48,9 +57,10 @@ def expected_pulses(start: float) -> list[tuple[float, int]]:
 
 
 @contextlib.asynccontextmanager
-async def on_emulator(
+async def emulator(
     kind: BandKind, clock: LoopClock
 ) -> AsyncIterator[tuple[VirtualWorld, Peripheral | None, KindBand]]:
+    """The kind's emulator and a band of that kind for it, not yet connected."""
     async with VirtualWorld() as world:
         watch: Peripheral | None = None
         if kind is BandKind.INFINITIME:
@@ -62,13 +72,41 @@ async def on_emulator(
         else:
             strap = await world.add_band(VirtualBandConfig(companion_service=False, clock=clock))
             address = strap.address
-        band = await connect_band(address, backend=world.backend, clock=clock)
-        async with band:
-            yield world, watch, band
+        yield world, watch, await connect_band(address, backend=world.backend, clock=clock)
 
 
-async def run_workout(band: KindBand, start: float) -> list[Event]:
-    return [event async for event in run_host_cues(band, PLAN, start)]
+@contextlib.asynccontextmanager
+async def on_emulator(
+    kind: BandKind, clock: LoopClock
+) -> AsyncIterator[tuple[VirtualWorld, Peripheral | None, KindBand]]:
+    async with emulator(kind, clock) as (world, watch, band), band:
+        yield world, watch, band
+
+
+@contextlib.asynccontextmanager
+async def host_timed_on_emulator(
+    kind: BandKind, clock: LoopClock
+) -> AsyncIterator[tuple[Peripheral | None, HostTimedBand]]:
+    """The kind on its emulator behind the HostTimedBand a session drives."""
+    async with emulator(kind, clock) as (_world, watch, band), HostTimedBand(band) as timed:
+        yield watch, timed
+
+
+async def start_workout(band: HostTimedBand) -> float:
+    """Push back-5 and start it ``LEAD_S`` from now; returns its start (host clock)."""
+    await band.push_plan(BACK_5)
+    return await band.start(lead_s=LEAD_S)
+
+
+async def until_done(band: HostTimedBand) -> list[Event]:
+    """The band's events up to the one saying the workout is done."""
+    events: list[Event] = []
+    async with contextlib.aclosing(band.events()) as stream:
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, BandStateChanged) and event.state is fp.SessionStateCode.DONE:
+                break
+    return events
 
 
 def assert_every_cue_once_in_order_at_its_offset(events: list[Event]) -> None:
@@ -84,10 +122,10 @@ async def test_back5_three_rounds_every_cue_delivered_once_in_order_at_its_offse
     kind: BandKind,
 ) -> None:
     clock = LoopClock()
-    async with on_emulator(kind, clock) as (_world, watch, band):
+    async with host_timed_on_emulator(kind, clock) as (watch, band):
         assert band.capabilities.kind is kind
-        start = clock.now() + LEAD_S
-        events = await run_workout(band, start)
+        start = await start_workout(band)
+        events = await until_done(band)
         await asyncio.sleep(2)  # the last pattern's pulses
     assert_every_cue_once_in_order_at_its_offset(events)
     if watch is None:
@@ -105,8 +143,9 @@ async def test_back5_three_rounds_every_cue_delivered_once_in_order_at_its_offse
 
 async def test_infinitime_shows_the_exercise_and_keeps_it_on_screen() -> None:
     clock = LoopClock()
-    async with on_emulator(BandKind.INFINITIME, clock) as (_world, watch, band):
-        await run_workout(band, clock.now() + LEAD_S)
+    async with host_timed_on_emulator(BandKind.INFINITIME, clock) as (watch, band):
+        await start_workout(band)
+        await until_done(band)
         await asyncio.sleep(2)  # the text comes with the pattern's last pulse
     assert watch is not None
     titles = [n.title for n in watch.notifications]  # the watch keeps the last five
@@ -209,9 +248,9 @@ async def test_cues_due_while_the_link_is_down_are_missed_and_the_rest_delivered
     kind: BandKind,
 ) -> None:
     clock = LoopClock()
-    async with on_emulator(kind, clock) as (_world, watch, band):
+    async with host_timed_on_emulator(kind, clock) as (watch, band):
         assert watch is not None
-        start = clock.now() + LEAD_S
+        start = await start_workout(band)
 
         async def drop() -> None:
             await clock.sleep_until(start + 58.5)
@@ -219,7 +258,7 @@ async def test_cues_due_while_the_link_is_down_are_missed_and_the_rest_delivered
             await watch.refuse_connections(5)
 
         dropper = asyncio.create_task(drop())
-        events = await run_workout(band, start)
+        events = await until_done(band)
         await dropper
     fired = [e for e in events if isinstance(e, CueFired)]
     missed = [e for e in events if isinstance(e, CueWarning)]
