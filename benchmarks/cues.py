@@ -82,7 +82,7 @@ _ALERT_LEVEL_HIGH: Final = b"\x02"
 _SETTLE_S: Final = 0.3  # after the last naive write, before reading the motor
 _PROBE_PHASE_S: Final = 0.125  # timer probes sit between the cue grids of both designs
 _PROBE_PERIOD_S: Final = 0.25
-_REFINE_WAIT_S: Final = 5.0  # virtual seconds after connect: 32 exchanges at 10-40 ms a leg
+_REFINE_WAIT_S: Final = 8.0  # virtual seconds after connect: 64 exchanges at 10-40 ms a leg
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def report(args: argparse.Namespace, results: Results) -> dict[str, Any]:
             "time sync error",
             results.sync_err_ms,
             None,
-            "|estimate - true offset| of each independent sync (8 + 24 exchanges)",
+            "|estimate - true offset| of each independent sync (8 + 56 exchanges)",
         )
     )
     trial_errors = ", ".join(f"{e:+.2f}" for e in results.trial_sync_err_ms)

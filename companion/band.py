@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 _RR_UNITS_PER_S: Final = 1024
 _PLAN_CHUNK_BYTES: Final = 128  # one command per chunk: small enough for any band's frame buffer
 _TIME_SYNC_SAMPLES: Final = 8  # at connect: ~8 round trips, a first bound before START
-_REFINE_SAMPLES: Final = 24  # then in the background, while the plan is pushed
+_REFINE_SAMPLES: Final = 56  # then in the background, while the plan is pushed and after
 _RETRANSMIT_S: Final = 0.3  # real seconds before a command is sent again (doubling)
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -342,9 +342,19 @@ class Band:
         workout's identity on the band (default: :meth:`new_session_id`); a host
         that records it can adopt the workout after a restart.
         """
+        return await self.start_at(self._clock.now() + lead_s, session_id=session_id)
+
+    async def start_at(self, host_s: float, *, session_id: int | None = None) -> float:
+        """Start the pushed plan at host-clock instant ``host_s``; returns it.
+
+        The instant goes to the band through this band's own clock estimate, so
+        bands with different clocks given one instant start together (a group
+        class). The band refuses a start more than a minute behind its clock and
+        fires at once every cue due before now: start in the future.
+        """
         if self._plan_on_band is None:
             raise CompanionError("no plan on the band: call push_plan(plan) before start()")
-        start = self._clock.now() + lead_s
+        start = host_s
         start_band_us = self.to_band_time(start)
         session_id = session_id or self.new_session_id()
         self.follow(session_id)  # before START: its first events may follow the ACK
@@ -352,12 +362,15 @@ class Band:
         self._timesync.started(round(start * 1_000_000), start_band_us)
         return start
 
-    def adopt(self) -> float:
+    def adopt(self, *, at: float | None = None) -> float:
         """Follow the workout the band runs now (say, one this host started before it
         crashed); returns its start in host-clock seconds, where the band's timeline is.
 
         Its missed events come out of :meth:`events` (the band replays what was never
         acknowledged), and drift correction carries on from the band's own adjustments.
+        With ``at`` (host-clock seconds) the timeline is kept due at that instant
+        instead: the next :meth:`sync_time` moves it there (a group class keeps every
+        band on its one start instant this way, however long the band was unlinked).
         """
         capabilities = self._require_capabilities()
         if not capabilities.session_id:
@@ -365,7 +378,7 @@ class Band:
         self.follow(capabilities.session_id)
         start_band_us = capabilities.session_start_us
         adjust_us = capabilities.session_adjust_us
-        start = self.to_host_time(start_band_us + adjust_us)
+        start = self.to_host_time(start_band_us + adjust_us) if at is None else at
         self._timesync.started(round(start * 1_000_000), start_band_us, adjusted_us=adjust_us)
         return start
 
