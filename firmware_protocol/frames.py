@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -215,6 +217,12 @@ class _FastLayout:
     bytes_fields: tuple[tuple[int, int], ...]  # (index, length) of Bytes(n) fields
     flag_fields: tuple[int, ...]
     array: tuple[str, struct.Struct, str] | None  # trailing array: name, count, item format
+    getter: Callable[[Any], Any]  # the fixed fields' values of a message, in one C call
+
+    def values_of(self, message: Any) -> tuple[Any, ...]:
+        """The fixed fields' values of ``message``, in order."""
+        values = self.getter(message)
+        return (values,) if len(self.names) == 1 else tuple(values)
 
 
 def _field_format(sub: Any) -> tuple[str, str] | None:
@@ -227,6 +235,10 @@ def _field_format(sub: Any) -> tuple[str, str] | None:
     if isinstance(sub, c.Bytes) and isinstance(sub.length, int):
         return f"{sub.length}s", "bytes"
     return None
+
+
+def _no_fields(_message: Any) -> tuple[()]:
+    return ()
 
 
 def _fast_layout(declared: Any) -> _FastLayout | None:
@@ -265,6 +277,7 @@ def _fast_layout(declared: Any) -> _FastLayout | None:
         tuple(bytes_fields),
         tuple(flag_fields),
         array,
+        operator.attrgetter(*names) if names else _no_fields,
     )
 
 
@@ -308,9 +321,9 @@ def _fast_parse(layout: _FastLayout, payload: bytes) -> dict[str, Any] | None:
     return parsed
 
 
-def _fast_build(layout: _FastLayout, fields: dict[str, Any]) -> bytes | None:
+def _fast_build(layout: _FastLayout, message: Any) -> bytes | None:
     """The payload's bytes, or None when a value needs construct's checks (and error)."""
-    values = [fields[name] for name in layout.names]
+    values = layout.values_of(message)
     for index, length in layout.bytes_fields:
         value = values[index]
         if not isinstance(value, bytes) or len(value) != length:
@@ -322,7 +335,7 @@ def _fast_build(layout: _FastLayout, fields: dict[str, Any]) -> bytes | None:
         data = layout.fixed.pack(*values)
         if layout.array is not None:
             name, count_struct, item_code = layout.array
-            items = fields[name]
+            items = getattr(message, name)
             data += count_struct.pack(len(items)) + struct.pack(f"<{len(items)}{item_code}", *items)
     except (struct.error, TypeError):
         return None
@@ -419,10 +432,10 @@ def encode_frame(message: m.Message, seq: int, flags: int = FrameFlags.NONE) -> 
     if not 0 <= seq <= 0xFFFF or not 0 <= flags <= 0xFF:
         raise LocalProtocolError(f"seq must be 0..65535 and flags 0..255, got {seq}, {flags}")
     cls = type(message)
-    fields = {name: getattr(message, name) for name in _FIELD_NAMES[cls]}
     layout = _FAST.get(cls)
-    payload = _fast_build(layout, fields) if layout is not None else None
+    payload = _fast_build(layout, message) if layout is not None else None
     if payload is None:
+        fields = {name: getattr(message, name) for name in _FIELD_NAMES[cls]}
         try:
             payload = _PAYLOADS[cls].build(fields)
         except (c.ConstructError, UnicodeError, KeyError) as exc:
