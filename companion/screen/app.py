@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 from ..group_state import ClassSnapshot
 from .snapshot import snapshot_to_json
 
-__all__ = ["ClassSource", "ScreenApp"]
+__all__ = ["Changes", "ClassSource", "ScreenApp"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,18 @@ _SECURITY: Final = [
 
 
 class ClassSource(Protocol):
-    """What a screen shows: a class, or anything that snapshots like one."""
+    """What a screen shows: a class, or anything that snapshots like one.
+
+    The same two methods as a session (``snapshot()``, ``events()``), so a class
+    that publishes its events satisfies it as it is.
+    """
 
     def snapshot(self) -> ClassSnapshot:
         """The class now."""
         ...
 
-    def changes(self) -> AsyncIterator[object]:
-        """One item (of any kind, e.g. an event) each time the snapshot may have changed."""
+    def events(self) -> AsyncIterator[object]:
+        """A new subscription: an item (any event) each time the snapshot may have changed."""
         ...
 
 

@@ -151,7 +151,7 @@ class ClassScreen:
     async def _watch(self, changes: Changes) -> None:
         """Wake the streams on each change; the source ending leaves the 1-second refresh."""
         try:
-            async for _ in self._source.changes():
+            async for _ in self._source.events():
                 changes.notify()
         except asyncio.CancelledError:
             raise

@@ -99,7 +99,7 @@ class FakeClass:
         self._snapshot = snapshot
         self._changed.set()
 
-    async def changes(self) -> AsyncIterator[object]:
+    async def events(self) -> AsyncIterator[object]:
         self.followers += 1
         while True:
             await self._changed.wait()

@@ -72,6 +72,11 @@ def _expected(offset: int) -> list[dict[str, object]]:
     return tiles
 
 
+def _seconds(shown: str) -> int:
+    minutes, _, seconds = shown.partition(":")
+    return int(minutes) * 60 + int(seconds)
+
+
 def _percent(value: object) -> str:
     return "" if value is None else f"{value} %"
 
@@ -110,6 +115,9 @@ async def test_the_screen_in_chromium_shows_every_tile_and_follows_a_pushed_upda
             tiles = json.loads(await asyncio.to_thread(browser.evaluate, TILES_JS))
             header = json.loads(await asyncio.to_thread(browser.evaluate, HEADER_JS))
             await asyncio.to_thread(browser.screenshot, tmp_path / "class-screen.png")
+            # No snapshot comes for the next 1.5 s (refresh 60 s): the page counts down alone.
+            await asyncio.sleep(1.5)
+            later = json.loads(await asyncio.to_thread(browser.evaluate, HEADER_JS))
 
     assert _seen(tiles) == _expected(4)
     assert [t["name"] for t in tiles] == list(NAMES)
@@ -127,6 +135,8 @@ async def test_the_screen_in_chromium_shows_every_tile_and_follows_a_pushed_upda
     assert (header["exercise"], header["next"]) == ("Squats", "Burpees")
     assert header["left"] in ("0:42", "0:41", "0:40")  # counting down from 42 s
     assert header["updates"] == 2
+    assert later["updates"] == 2
+    assert _seconds(later["left"]) < _seconds(header["left"])
 
     shot = (tmp_path / "class-screen.png").read_bytes()
     assert shot.startswith(b"\x89PNG")

@@ -156,7 +156,7 @@ class _Failing:
     def snapshot(self) -> ClassSnapshot:
         return self.value
 
-    async def changes(self) -> AsyncIterator[object]:
+    async def events(self) -> AsyncIterator[object]:
         yield None
         raise RuntimeError("the class's event feed broke")
 
