@@ -279,10 +279,13 @@ class SimServer:
 
     @classmethod
     async def start(cls, index: int) -> SimServer:
+        # Nobody wears these bands: without --auto-confirm each would wait 30 s for its wearer
+        # to confirm the pairing code and then refuse it (and ask on this terminal, if any).
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "companion", "sim", "--bands", str(_BANDS_PER_SERVER),
-            "--name", "B",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            "--name", "B", "--auto-confirm",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         assert process.stdout is not None
         async with asyncio.timeout(90):  # 50 bands power on: seconds on a loaded machine
@@ -542,6 +545,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             paired = Host(mosquitto.config, directory, store)
             wall_offset = time.time() - paired.clock.now()
             await _connect_all(paired, fleet, 2 * pair, raw_every=2)
+            if paired.failed == 2 * pair:
+                raise SystemExit("no band connected (the reasons are above): nothing to measure")
             await paired.started(30.0)
             await asyncio.sleep(settle_s)
             both = await _measure(paired, subscriber, pair_s, wall_offset)

@@ -38,6 +38,16 @@ PAIRING_ADVICE = (
 )
 
 
+def _pairing_retry(address: str) -> str:
+    """What to do after a pairing that did not finish."""
+    return (
+        f"Try again with `companion pair {address}`: when this computer and the band each show "
+        "a code, check that they are the same, accept on the computer and press confirm on the "
+        "band (if they differ, refuse on both: someone else is pairing). If the band was paired "
+        "with this computer before, remove it from the system's Bluetooth settings first."
+    )
+
+
 def _translate(exc: BaseException, what: str, address: str) -> CompanionError:
     """A companion error, with the fix in its message, for a bleak failure during ``what``."""
     if isinstance(exc, BleakGATTProtocolError) and exc.code in _PAIRING_CODES:
@@ -104,13 +114,17 @@ class GattLink:
         """Pair and bond; on a real OS its pairing agent may ask the user to confirm a code."""
         try:
             await self._client.pair()
-        except (BleakError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise PairingRequiredError(
-                f"pairing with band {self.address} failed ({exc}). The band accepts only LE "
-                "Secure Connections with a six-digit code confirmed on both sides: confirm the "
-                "code on this computer and press confirm on the band within 30 s (a refused "
-                "or unanswered code ends here). If the band was paired before, remove it from "
-                "the system's Bluetooth settings; then try `companion pair` again."
+                f"pairing with band {self.address} timed out: nobody confirmed the code in time. "
+                f"{_pairing_retry(self.address)}"
+            ) from exc
+        except BleakError as exc:
+            raise PairingRequiredError(
+                f"pairing with band {self.address} failed: the six-digit codes on this computer "
+                "and on the band did not match, or the band refused (its wearer pressed reject, "
+                "or nobody pressed confirm on it within 30 s). Bluetooth said: "
+                f"{exc or type(exc).__name__}. {_pairing_retry(self.address)}"
             ) from exc
 
     async def read(self, uuid: str) -> bytes:

@@ -16,6 +16,7 @@ import abc
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -27,7 +28,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_str
-from bumble import core, hci
+from bumble import core, hci, smp
 from bumble.att import ATT_Error
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
@@ -47,6 +48,33 @@ _PROPERTY_NAMES = (
     (0x10, "notify"),
     (0x20, "indicate"),
 )
+
+
+# Why a band refused to pair, in the words an OS stack's pairing dialog would use.
+_SMP_REFUSALS: dict[int, str] = {
+    smp.ErrorCode.CONFIRM_VALUE_FAILED: "the band did not confirm the six-digit code",
+    smp.ErrorCode.NUMERIC_COMPARISON_FAILED: "the band did not confirm the six-digit code",
+    smp.ErrorCode.PASSKEY_ENTRY_FAILED: "the band did not accept the passkey",
+    smp.ErrorCode.AUTHENTICATION_REQUIREMENTS: (
+        "the band refused this kind of pairing (it needs LE Secure Connections with a code "
+        "compared on both sides)"
+    ),
+    smp.ErrorCode.PAIRING_NOT_SUPPORTED: "the band does not pair",
+}
+
+# Bumble warns "pairing failure (REASON)" on the host's stderr; the caller gets it as an error.
+logging.getLogger("bumble.smp").setLevel(logging.ERROR)
+
+
+async def _pair(connection: Connection) -> None:
+    """Pair on ``connection``; a refusal (SMP PAIRING FAILED) is a BleakError in words."""
+    try:
+        await connection.pair()
+    except core.ProtocolError as exc:
+        if exc.error_namespace != "smp":
+            raise
+        words = _SMP_REFUSALS.get(exc.error_code or 0, "the band refused to pair")
+        raise BleakError(f"{words} (SMP reason {exc.error_name or exc.error_code})") from None
 
 
 def _uuid(uuid: core.UUID) -> str:
@@ -371,7 +399,7 @@ class SimClient(BaseBleakClient):
         connection = self._connection
         if connection is None:
             raise BleakError(f"not connected to {self.address}")
-        await _gatt(connection.pair(), "pairing")
+        await _gatt(_pair(connection), "pairing")
 
     async def unpair(self) -> None:
         central = await self.adapter.acquire()

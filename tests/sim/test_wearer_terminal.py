@@ -82,5 +82,11 @@ async def test_the_wearer_refuses_and_the_host_is_told_how_pairing_works() -> No
         )
         await _prompt(output)
         os.write(keys, b"n\n")
-        with pytest.raises(PairingRequiredError, match="six-digit code confirmed on both sides"):
+        with pytest.raises(PairingRequiredError) as refused:
             await asyncio.wait_for(connecting, _TIMEOUT_S)
+        said = str(refused.value)
+        assert "the six-digit codes on this computer and on the band did not match" in said
+        assert "the band did not confirm the six-digit code" in said  # the band's reason, in words
+        assert "companion pair" in said  # what to do next
+        assert "ProtocolError" not in said
+        assert "CONFIRM_VALUE_FAILED [" not in said
