@@ -40,6 +40,7 @@ __all__ = [
     "HostCue",
     "KindBand",
     "LinkOptions",
+    "StepView",
     "TimeSync",
 ]
 
@@ -129,6 +130,41 @@ class HostCue:
     text: CueText | None
 
 
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """Where a host-timed workout stands, for a band that can show "now / next / progress".
+
+    Times are the plan's seconds; ``rate`` is plan seconds per real second (a demo's
+    ``--speed``), so a band that counts on its own clock can count at the workout's pace.
+    ``elapsed_s`` and ``workout_elapsed_s`` are as of the moment the view was taken.
+    """
+
+    name: str  # the step now ("Rest" between rounds)
+    kind: fp.StepKind
+    next_name: str | None  # None: this is the last step of the workout
+    round: int
+    rounds: int
+    duration_s: float
+    elapsed_s: float
+    workout_elapsed_s: float
+    workout_total_s: float
+    playing: bool  # False while paused and once the workout has ended
+    first: bool = False  # the workout's first step
+    rate: float = 1.0
+
+    @property
+    def remaining_s(self) -> float:
+        """Seconds left in this step."""
+        return max(self.duration_s - self.elapsed_s, 0.0)
+
+    @property
+    def progress(self) -> float:
+        """How much of the workout is behind, 0 to 1."""
+        if self.workout_total_s <= 0:
+            return 1.0
+        return min(max(self.workout_elapsed_s / self.workout_total_s, 0.0), 1.0)
+
+
 class LinkOptions(TypedDict, total=False):
     """How :class:`KindBand` reaches a band and keeps it; a kind takes them as ``**link``,
     so their defaults stand in one place."""
@@ -188,6 +224,13 @@ class KindBand(abc.ABC):
         raise CompanionError(
             f"a {self.capabilities.kind} band times its own cues: push the plan and start it"
         )
+
+    async def show_step(self, step: StepView) -> None:  # noqa: B027 (optional hook)
+        """A step started, paused or resumed: show it if the band can (host-timed kinds).
+
+        Best effort and never a cue: a kind logs its own failed writes. The default shows
+        nothing.
+        """
 
     def not_found_hint(self) -> str | None:
         """Why a band of this kind may not be found and what to do (None: the scan's message)."""

@@ -20,6 +20,17 @@ __all__ = [
     "INFINITIME_MUSIC_SERVICE_UUID",
     "INFINITIME_NAVIGATION_SERVICE_UUID",
     "LOCAL_TIME_UUID",
+    "MUSIC_ALBUM_UUID",
+    "MUSIC_ARTIST_UUID",
+    "MUSIC_LENGTH_UUID",
+    "MUSIC_PLAYBACK_SPEED_UUID",
+    "MUSIC_POSITION_UUID",
+    "MUSIC_STATUS_UUID",
+    "MUSIC_TRACK_UUID",
+    "NAVIGATION_DISTANCE_UUID",
+    "NAVIGATION_FLAG_UUID",
+    "NAVIGATION_NARRATIVE_UUID",
+    "NAVIGATION_PROGRESS_UUID",
     "NEW_ALERT_UUID",
     "NOTIFICATION_EVENT_UUID",
     "SOFTWARE_REVISION_UUID",
@@ -45,6 +56,19 @@ SOFTWARE_REVISION_UUID: Final = sig_uuid(0x2A28)
 INFINITIME_MUSIC_SERVICE_UUID: Final = infinitime_uuid(0x0000)
 INFINITIME_NAVIGATION_SERVICE_UUID: Final = infinitime_uuid(0x0001)
 INFINITIME_MOTION_SERVICE_UUID: Final = infinitime_uuid(0x0003)
+# MusicService.cpp: texts are UTF-8, numbers u32 big-endian (the speed in hundredths).
+MUSIC_STATUS_UUID: Final = infinitime_uuid(0x0000, 0x0002)
+MUSIC_ARTIST_UUID: Final = infinitime_uuid(0x0000, 0x0003)
+MUSIC_TRACK_UUID: Final = infinitime_uuid(0x0000, 0x0004)
+MUSIC_ALBUM_UUID: Final = infinitime_uuid(0x0000, 0x0005)
+MUSIC_POSITION_UUID: Final = infinitime_uuid(0x0000, 0x0006)
+MUSIC_LENGTH_UUID: Final = infinitime_uuid(0x0000, 0x0007)  # declared twice: by handle only
+MUSIC_PLAYBACK_SPEED_UUID: Final = infinitime_uuid(0x0000, 0x000A)
+# NavigationService.cpp: flag (an icon name), narrative and distance are text, progress a u8.
+NAVIGATION_FLAG_UUID: Final = infinitime_uuid(0x0001, 0x0001)
+NAVIGATION_NARRATIVE_UUID: Final = infinitime_uuid(0x0001, 0x0002)
+NAVIGATION_DISTANCE_UUID: Final = infinitime_uuid(0x0001, 0x0003)
+NAVIGATION_PROGRESS_UUID: Final = infinitime_uuid(0x0001, 0x0004)
 # Nordic's legacy DFU service: InfiniTime advertises it beside Heart Rate.
 INFINITIME_DFU_SERVICE_UUID: Final = "00001530-1212-efde-1523-785feabcd123"
 

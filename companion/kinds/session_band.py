@@ -7,7 +7,10 @@ for a band that cannot: this host keeps the timeline (a
 the kind at its absolute offset, and reports the step changes, the cues with
 ``timing=host`` (their time is the write's confirmation) and the cues it
 missed while the link was down. Pause, resume, skip and stop act on the
-host's timeline.
+host's timeline. At each step change, pause and resume it also hands the kind
+a :class:`~companion.kinds.base.StepView` to show ("now / next / progress"),
+after the cues of that moment and on a task of its own, so a slow or failed
+display write never delays or costs a cue.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..errors import CompanionError
 from ..events import BandStateChanged, CueFired, CueProblem, CueTiming, CueWarning, Event
 from ..plan import Plan
 from ..state import DeviceInfo
-from .base import Capabilities, CueText, HostCue, KindBand, cue_text_for
+from .base import Capabilities, CueText, HostCue, KindBand, StepView, cue_text_for
 from .host_cues import CueVerdict, HostCueSchedule
 
 __all__ = ["HostTimedBand"]
@@ -55,6 +58,9 @@ class HostTimedBand:
         self._segment: fp.Segment | None = None
         self._wake = asyncio.Event()
         self._ended = False
+        self._display: asyncio.Task[None] | None = None
+        self._display_wake = asyncio.Event()
+        self._step_changed = False
 
     async def __aenter__(self) -> Self:
         await self.kind_band.__aenter__()
@@ -176,6 +182,8 @@ class HostTimedBand:
         )
         self._ended = False
         self._driver = asyncio.create_task(self._drive(self._plan, self._schedule))
+        self._display = asyncio.create_task(self._show_steps())
+        self._display.add_done_callback(_log_crash)
         return start
 
     def adopt(self) -> float:
@@ -192,6 +200,7 @@ class HostTimedBand:
         schedule.pause(now)
         self._report_state(fp.SessionStateCode.PAUSED, now)
         self._wake.set()
+        self._display_wake.set()
 
     async def resume(self) -> None:
         """Go on, shifted by the pause."""
@@ -200,6 +209,7 @@ class HostTimedBand:
         schedule.resume(now)
         self._report_state(self._running_state(), now)
         self._wake.set()
+        self._display_wake.set()
 
     async def skip(self) -> None:
         """Jump to the next step."""
@@ -218,12 +228,15 @@ class HostTimedBand:
         plan = self._plan
         await self._stop_driver()
         now = self.clock.now()
+        final = self._step_view(now, ended=True)
         if plan is not None and self.capabilities.motor and self.link_up:
             stopped = fp.PlannedCue(fp.STOPPED_CUE_ID, fp.CueKind.STOPPED, 0, -1, 0)
             with contextlib.suppress(CompanionError):
                 await self.kind_band.play(
                     HostCue(stopped, plan.pattern_for(fp.CueKind.STOPPED), CueText("Stopped"))
                 )
+        if final is not None:
+            await self._show(final)
         self._report_state(
             fp.SessionStateCode.STOPPED, now, cause=fp.StopCause.HOST, schedule=schedule
         )
@@ -273,7 +286,14 @@ class HostTimedBand:
             self._follow_segments(schedule, now)
             for cue, verdict in schedule.due(now, link_up=self.link_up):
                 await self._fire(plan, schedule, cue, verdict, text_of(cue))
+            if self._step_changed:
+                self._step_changed = False
+                self._display_wake.set()
             if schedule.done:
+                await self._stop_display()
+                final = self._step_view(clock.now(), ended=True)
+                if final is not None:
+                    await self._show(final)
                 last = timeline.cues[-1]
                 self._segment = fp.Segment(last.round, last.step_index, 0, 0)
                 self._report_state(fp.SessionStateCode.DONE, clock.now())
@@ -310,7 +330,60 @@ class HostTimedBand:
         if segment is None or segment == self._segment:
             return
         self._segment = segment
+        self._step_changed = True
         self._report_state(self._running_state(), now)
+
+    # -- what the band shows -----------------------------------------------------------------
+
+    def _step_view(self, now: float, *, ended: bool = False) -> StepView | None:
+        plan, schedule, segment = self._plan, self._schedule, self._segment
+        if plan is None or schedule is None or segment is None:
+            return None
+        segments = schedule.timeline.segments
+        try:
+            index = segments.index(segment)
+        except ValueError:
+            return None
+        total_s = schedule.timeline.total_us / 1_000_000
+        elapsed_s = min(max(schedule.elapsed(now), 0.0), total_s)
+        start_s, end_s = segment.start_us / 1_000_000, segment.end_us / 1_000_000
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        name, kind = _segment_name(plan, segment)
+        return StepView(
+            name=name,
+            kind=kind,
+            next_name=_segment_name(plan, following)[0] if following is not None else None,
+            round=segment.round,
+            rounds=plan.rounds,
+            duration_s=end_s - start_s,
+            elapsed_s=min(max(elapsed_s - start_s, 0.0), end_s - start_s),
+            workout_elapsed_s=elapsed_s,
+            workout_total_s=total_s,
+            playing=not ended and schedule.paused_at is None,
+            first=index == 0,
+            rate=self.clock.rate,
+        )
+
+    async def _show_steps(self) -> None:
+        while True:
+            await self._display_wake.wait()
+            self._display_wake.clear()
+            view = self._step_view(self.clock.now())
+            if view is not None:
+                await self._show(view)
+
+    async def _show(self, view: StepView) -> None:
+        try:
+            await self.kind_band.show_step(view)
+        except CompanionError as exc:
+            logger.debug("step %r not shown on the band: %s", view.name, exc)
+
+    async def _stop_display(self) -> None:
+        display, self._display = self._display, None
+        if display is not None and not display.done():
+            display.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await display
 
     async def _fire(
         self,
@@ -351,3 +424,17 @@ class HostTimedBand:
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await driver
+        await self._stop_display()
+
+
+def _segment_name(plan: fp.WirePlan, segment: fp.Segment) -> tuple[str, fp.StepKind]:
+    if segment.step_index < 0:
+        return "Rest", fp.StepKind.REST
+    step = plan.steps[segment.step_index]
+    return step.name, step.kind
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """The display is never worth a cue: if its task fails, say so and let the cues go on."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error("showing the steps on the band failed", exc_info=exc)

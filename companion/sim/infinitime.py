@@ -16,6 +16,14 @@ Read from InfiniTime's ``src/components/ble`` and the screens that react to it:
 - One connection at a time; the advertisement holds Heart Rate and DFU, the
   name only the scan response.
 - The Music service declares its total-length characteristic twice.
+- Music and Navigation (``MusicService.cpp``, ``NavigationService.cpp``) take
+  writes only: a read returns nothing. A Music write longer than 40 bytes is
+  kept as its first 37 and "..." (cut where the bytes fall); texts end at the
+  first NUL; position, length and playback speed (hundredths) are the first
+  four bytes big-endian. While the status is playing the watch counts the
+  position on by itself; writing "not playing" adds the seconds since the last
+  position or status write, whatever the status was. Navigation keeps flag,
+  narrative and distance whole and the first byte of progress.
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ _RING_PERIOD_S: Final = 1.0
 _PREVIEW_TIMEOUT_S: Final = 7.0
 _CURRENT_TIME_BYTES: Final = 10
 _HR_PERIOD_S: Final = 1.0
-_MUSIC_TEXT_BYTES: Final = 40
+_MUSIC_TEXT_BYTES: Final = 40  # MusicService.cpp MaxStringSize
+_MUSIC_TEXTS: Final = frozenset({"artist", "track", "album"})
 _ALERT_TEXT = {0: "Alert : None", 1: "Alert : Mild", 2: "Alert : High"}
 
 
@@ -119,8 +128,12 @@ class InfiniTime(Peripheral):
         self.refused_time_writes = 0
         self.heart_rate = 0  # the controller's value: what a read returns
         self.heart_rate_notifications = 0
-        self.music: dict[str, bytes] = {}
+        self.music: dict[str, bytes] = {}  # as the watch keeps each write
         self.navigation: dict[str, bytes] = {}
+        self.music_playing = False
+        self._music_progress = 0  # MusicService::trackProgress, whole seconds
+        self._music_updated = 0.0  # trackProgressUpdateTime, real seconds
+        self._music_speed = 1.0
         self._ringing: Any = None
         self._started_at = 0.0
         self._rng = random.Random(config.seed)
@@ -156,13 +169,17 @@ class InfiniTime(Peripheral):
 
         def stored(table: dict[str, bytes], key: str, uuid: str) -> Characteristic[bytes]:
             def on_write(_c: Any, value: bytes) -> None:
-                table[key] = bytes(value)
+                if table is self.music:
+                    self._on_music(key, bytes(value))
+                else:
+                    self._on_navigation(key, bytes(value))
 
+            # Declared readable, but the access callbacks answer writes only.
             return Characteristic(
                 uuid,
                 read | write,
                 readable | writeable,
-                CharacteristicValue(read=lambda _c: table.get(key, b""), write=on_write),
+                CharacteristicValue(read=lambda _c: b"", write=on_write),
             )
 
         music = kind_gatt.infinitime_uuid
@@ -283,6 +300,41 @@ class InfiniTime(Peripheral):
         logger.debug("InfiniTime %s: connected", self.address)
 
     # -- writes -------------------------------------------------------------------------------
+
+    def _on_music(self, key: str, value: bytes) -> None:
+        if len(value) > _MUSIC_TEXT_BYTES:
+            value = value[: _MUSIC_TEXT_BYTES - 3] + b"..."
+        if key in _MUSIC_TEXTS:
+            self.music[key] = value.split(b"\0")[0]
+            return
+        self.music[key] = value
+        number = int.from_bytes(value[:4].ljust(4, b"\0"), "big")
+        now = self._music_now()
+        if key == "status":
+            self.music_playing = bool(value[:1] and value[0])
+            if self.music_playing:
+                self._music_updated = now
+            else:  # the firmware's arithmetic: "not playing" twice counts the time twice
+                self._music_progress += int((now - self._music_updated) * self._music_speed)
+        elif key == "position":
+            self._music_progress, self._music_updated = number, now
+        elif key == "m0a":
+            self._music_speed = number / 100
+
+    def _music_now(self) -> float:
+        """The watch's tick count in seconds: real time, whatever the host's --speed."""
+        return self.clock.now() / self.clock.rate
+
+    @property
+    def music_position(self) -> int:
+        """The seconds the Music app shows now (MusicService::getProgress)."""
+        if self.music_playing:
+            gone = self._music_now() - self._music_updated
+            return self._music_progress + int(gone * self._music_speed)
+        return self._music_progress
+
+    def _on_navigation(self, key: str, value: bytes) -> None:
+        self.navigation[key] = value[:1] if key == "progress" else value.split(b"\0")[0]
 
     def _on_alert_level(self, _connection: Any, value: bytes) -> None:
         level = value[0] if value else 0
