@@ -1,0 +1,179 @@
+"""A group class on one host: one instant for every band, rotation through a link budget.
+
+Virtual bands with independent clock offsets and drift (±50 ppm) on one
+virtual link, in virtual time; the cue spread is read off each band's motor
+record through its exact clock, as benchmarks/cues.py does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import firmware_protocol as fp
+from companion.events import CueFired, StopReason
+from companion.group import (
+    ClassEvent,
+    ClassStarted,
+    GroupClass,
+    LinkBudgetError,
+    Participant,
+    ParticipantJoined,
+    ParticipantStopped,
+)
+from companion.plan import Plan, Step
+from companion.sim import VirtualWorld
+from companion.state import SessionPhase
+from companion.store import Store
+
+from .conftest import add_bands, motor_times, spreads_ms
+
+pytestmark = pytest.mark.looptime
+
+logger = logging.getLogger(__name__)
+
+PLAN = Plan(
+    "class-test",
+    "Class test",
+    (Step("squat", 20), Step("breathe", 10, fp.StepKind.REST), Step("lunge", 20)),
+    rounds=2,
+    round_rest_s=10,
+)
+TIMELINE = fp.build_timeline(PLAN.to_wire())
+CUE_IDS = [c.cue_id for c in TIMELINE.cues]
+
+
+async def _collect(group: GroupClass, into: list[ClassEvent]) -> None:
+    async for event in group.events():
+        into.append(event)
+
+
+async def _class_time(group: GroupClass, seconds: float) -> None:
+    """Wait until ``seconds`` into the class (from the START instant every band got)."""
+    async for event in group.events():
+        if isinstance(event, ClassStarted):
+            await group.clock.sleep_until(event.start + seconds)
+            return
+
+
+def _in_order_once(played: dict[int, list[float]], cue_ids: list[int]) -> bool:
+    firsts = [played[c][0] for c in cue_ids if c in played]
+    return (
+        sorted(played) == sorted(cue_ids)
+        and all(len(times) == 1 for times in played.values())
+        and firsts == sorted(firsts)
+    )
+
+
+async def test_thirty_bands_through_five_links_fire_every_cue_once_in_order_together(
+    tmp_path: object,
+) -> None:
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 30)
+        store = Store(f"{tmp_path}/class.sqlite3")
+        group = GroupClass(
+            PLAN, [b.address for b in bands], backend=world.backend, store=store, links=5
+        )
+        final = await group.run()
+    assert group.rotating
+    for band in bands:
+        assert _in_order_once(motor_times(band), CUE_IDS), band.config.name
+    spreads = spreads_ms(bands, CUE_IDS)
+    logger.warning("30 bands, 5 links: cue spread max %.3f ms", max(spreads))
+    assert max(spreads) <= 5.0
+    assert all(p.phase is SessionPhase.DONE for p in final.participants)
+    assert {p.cues_fired for p in final.participants} == {len(CUE_IDS)}
+    assert {p.cues_missed for p in final.participants} == {0}
+    # Each band's session is recorded as a lone session is: every cue, once.
+    records = store.sessions()
+    assert len(records) == 30
+    assert {r.outcome for r in records} == {"done"}
+    for record in records:
+        cues = [e.event for e in store.events(record.id) if isinstance(e.event, CueFired)]
+        assert [c.cue_id for c in cues] == CUE_IDS
+
+
+async def test_bands_out_of_range_for_a_minute_lose_nothing_and_are_acknowledged_on_return() -> (
+    None
+):
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 30, seed=11)
+        group = GroupClass(PLAN, [b.address for b in bands], backend=world.backend, links=5)
+        events: list[ClassEvent] = []
+        collector = asyncio.create_task(_collect(group, events))
+        runner = asyncio.create_task(group.run())
+        await _class_time(group, 15)
+        away = bands[::5]  # 6 of 30: 20 %
+        for band in away:
+            band.drop_link()
+        await asyncio.gather(*(band.refuse_connections(60) for band in away))
+        final = await runner
+        await collector
+    for band in bands:
+        assert _in_order_once(motor_times(band), CUE_IDS), band.config.name
+    assert max(spreads_ms(bands, CUE_IDS)) <= 5.0  # on time while away, too
+    by_id = {p.band_id: p for p in final.participants}
+    for band in away:
+        participant = by_id[band.config.serial.lower()]
+        assert participant.phase is SessionPhase.DONE
+        assert participant.cues_fired == len(CUE_IDS)  # acknowledged by replay on return
+        assert participant.cues_missed == 0
+    assert any(isinstance(e, ClassStarted) for e in events)
+
+
+async def test_a_band_joining_in_round_one_is_put_on_the_timeline_at_round_two() -> None:
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 6, seed=3)
+        late = bands.pop()
+        group = GroupClass(PLAN, [b.address for b in bands], backend=world.backend, links=3)
+        runner = asyncio.create_task(group.run())
+        await _class_time(group, 5)
+        joined = await group.join(Participant(late.address, name="Late", age=40))
+        final = await runner
+    assert isinstance(joined, ParticipantJoined)
+    assert joined.from_round == 2
+    round_two = [c.cue_id for c in TIMELINE.cues if c.round == 2]
+    played = motor_times(late)
+    assert len(played) == len(round_two)  # nothing of round 1, nothing fired late
+    # Its cues (numbered from its own round 1) land with everyone's round-2 cues.
+    others = [motor_times(b) for b in bands]
+    for own_id, class_id in enumerate(round_two):
+        times = [p[class_id][0] for p in others] + [played[own_id][0]]
+        assert (max(times) - min(times)) * 1000 <= 5.0
+    tile = next(p for p in final.participants if p.name == "Late")
+    assert tile.max_hr == 180
+    assert tile.cues_fired == len(round_two)
+    assert tile.cues_missed == len(CUE_IDS) - len(round_two)
+
+
+async def test_the_pain_button_stops_that_band_only_and_tells_the_class() -> None:
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 7, seed=5)
+        group = GroupClass(PLAN, [b.address for b in bands], backend=world.backend, links=3)
+        events: list[ClassEvent] = []
+        collector = asyncio.create_task(_collect(group, events))
+        runner = asyncio.create_task(group.run())
+        await _class_time(group, 25)
+        bands[2].press(fp.Button.PAIN)
+        final = await runner
+        await collector
+    stopped = [e for e in events if isinstance(e, ParticipantStopped)]
+    assert [(e.band_id, e.reason) for e in stopped] == [("class002", StopReason.PAIN)]
+    phases = {p.band_id: p.phase for p in final.participants}
+    assert phases.pop("class002") is SessionPhase.STOPPED
+    assert set(phases.values()) == {SessionPhase.DONE}
+    for band in bands[:2] + bands[3:]:
+        assert _in_order_once(motor_times(band), CUE_IDS)
+
+
+async def test_host_timed_bands_that_do_not_fit_the_link_budget_are_refused_by_name() -> None:
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 2)
+        watch = await world.add_infinitime()
+        group = GroupClass(
+            PLAN, [watch.address, *(b.address for b in bands)], backend=world.backend, links=2
+        )
+        with pytest.raises(LinkBudgetError, match=watch.address):
+            await group.run()
