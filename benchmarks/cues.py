@@ -71,6 +71,7 @@ import firmware_protocol as fp
 from companion.band import Band
 from companion.clock import LoopClock
 from companion.events import CueFired, SessionStarted
+from companion.kinds import BandKind
 from companion.plan import Plan, Step
 from companion.session import Session
 from companion.sim import BandCore, VirtualBand, VirtualBandConfig, VirtualWorld
@@ -120,6 +121,7 @@ class Results:
     crosscheck_max_us: int = 0  # |event fired_us - motor at_us|, should be 0
     connect_s: float = 0.0  # scan, connect, pair, HELLO, first sync (band A) and band B
     seconds: float = 0.0
+    host_timed: list[dict[str, Any]] = field(default_factory=list)  # one row per watch kind
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -307,6 +309,19 @@ async def measure(args: argparse.Namespace) -> Results:
         await run_trial(args, trial, results)
     for index in range(args.syncs):
         await run_sync(args, index, results)
+    # The bands people own fire no cue of their own: the same plan and jitter, timed by
+    # this host (benchmarks/host_timed.py), so the table says what a band-timed band buys.
+    from host_timed import measure_host_timed, row
+
+    for kind in (BandKind.INFINITIME, BandKind.BANGLE):
+        watch = await measure_host_timed(
+            kind,
+            bench_plan(args.quick),
+            jitter_ms=(args.jitter_ms[0], args.jitter_ms[1]),
+            trials=args.trials,
+            seed=args.seed,
+        )
+        results.host_timed.append(row(watch))
     results.seconds = time.perf_counter() - began
     return results
 
@@ -405,6 +420,13 @@ def report(args: argparse.Namespace, results: Results) -> dict[str, Any]:
             "|estimate - true offset| of each independent sync (8 + 56 exchanges)",
         )
     )
+    for watch in results.host_timed:
+        print(
+            f"{watch['kind'] + ', host-timed':<22}{watch['cues']:>8}"
+            f"{watch['delivered_p50_ms']:>9.3f}{watch['delivered_p99_ms']:>9.3f}{'':>9}  "
+            f"motor start vs boundary (confirmed by the write: p99 "
+            f"{watch['confirmed_p99_ms']:.3f}); {watch['missed']} missed"
+        )
     trial_errors = ", ".join(f"{e:+.2f}" for e in results.trial_sync_err_ms)
     uncertainty = statistics.median(results.sync_uncertainty_ms)
     pairs = list(zip(results.sync_err_ms, results.sync_uncertainty_ms, strict=True))
@@ -469,6 +491,10 @@ def report(args: argparse.Namespace, results: Results) -> dict[str, Any]:
         "n_expected": results.band_cues_expected,
         "trials": args.trials,
         "seconds": round(results.seconds, 1),
+        **{f"{w['kind']}_p99_ms": w["delivered_p99_ms"] for w in results.host_timed},
+        **{f"{w['kind']}_p50_ms": w["delivered_p50_ms"] for w in results.host_timed},
+        **{f"{w['kind']}_confirmed_p99_ms": w["confirmed_p99_ms"] for w in results.host_timed},
+        **{f"{w['kind']}_missed": w["missed"] for w in results.host_timed},
     }
 
 

@@ -32,11 +32,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cues import bench_plan  # the same plan as the band-timed rows
+
 import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.events import BandStateChanged, CueFired, CueWarning, Event
 from companion.kinds import BandKind, HostTimedBand, connect_band
-from companion.plan import Plan, Step
+from companion.plan import Plan
 from companion.sim import (
     BangleConfig,
     InfiniTimeConfig,
@@ -61,20 +63,6 @@ class HostTimedResult:
     confirmed_ms: list[float] = field(default_factory=list)  # CueFired.fired - planned
     missed: int = 0
     expected: int = 0
-
-
-def bench_plan(quick: bool) -> Plan:
-    """The plan of ``benchmarks/cues.py``: 1-2 s steps, a side switch, countdowns."""
-    steps: tuple[Step, ...] = (
-        Step("Warm up", 1.5),
-        Step("Side plank", 2.0, switch_side=True),
-        Step("Bridge", 1.0),
-        Step("Bird dog", 2.0),
-        Step("Rest", 1.0, kind=fp.StepKind.REST),
-    )
-    if quick:
-        steps = (steps[0], Step("Bridge", 1.0))
-    return Plan(name="bench-cues", title="Cue benchmark", steps=steps, countdown=3)
 
 
 async def measure_host_timed(

@@ -109,7 +109,7 @@ class BangleBand(KindBand):
         super().__init__(target, **link)
         self._wall_clock = wall_clock
         self._lines = LineSplitter()
-        self._player = PulsePlayer(self.clock)
+        self._player = PulsePlayer(self.clock, self.spawn)
         self._ids = itertools.count(1)
         self._console = asyncio.Lock()
         self.ignored = 0  # console lines that were not messages for us

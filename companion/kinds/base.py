@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self, TypedDict
+from typing import Any, Final, Self, TypedDict
 
 import firmware_protocol as fp
 
@@ -301,11 +301,12 @@ class KindBand(abc.ABC):
         """Hand ``event`` to :meth:`events`."""
         self._events.put_nowait(event)
 
-    def spawn(self, coro: object) -> None:
-        """Run ``coro`` until the band is closed."""
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` until the band is closed (closing cancels it); returns its task."""
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- the link -----------------------------------------------------------------------------
 

@@ -68,7 +68,9 @@ class HostCueSchedule:
         while self._next < len(self.timeline.cues):
             cue = self.timeline.cues[self._next]
             at = self.planned(cue)
-            if at > now:
+            # Judged in whole microseconds, the protocol's unit: a float sum that lands a
+            # hair past ``now`` is due now, or a clock woken at ``at`` would wait for ever.
+            if round((at - now) * 1_000_000) > 0:
                 break
             on_time = now - at <= self.late_tolerance_s
             out.append((cue, CueVerdict.FIRE if link_up and on_time else CueVerdict.MISSED))

@@ -161,7 +161,7 @@ class InfiniTimeBand(KindBand):
         super().__init__(target, **link)
         self._hold_s = hold_s
         self._wall_clock = wall_clock
-        self._player = PulsePlayer(self.clock)
+        self._player = PulsePlayer(self.clock, self.spawn)
         self._last: tuple[int, float] | None = None  # (bpm, when the watch last said it)
         self._emitted_at = -float("inf")
         self._step: tuple[StepView, float] | None = None  # the step shown, and when

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import firmware_protocol as fp
 
@@ -26,8 +27,14 @@ class PulsePlayer:
     that runs its own timeline does.
     """
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = asyncio.create_task,
+    ) -> None:
+        """``spawn`` runs the pattern's later pulses: a band's own, so closing it stops them."""
         self._clock = clock
+        self._spawn = spawn
         self._rest: asyncio.Task[None] | None = None
 
     async def play(self, pattern: fp.Pattern, pulse: Callable[[int, int], Awaitable[None]]) -> None:
@@ -36,7 +43,7 @@ class PulsePlayer:
         started = self._clock.now()
         await pulse(0, pattern.pulses[0].on_ms)
         if len(pattern.pulses) > 1:
-            self._rest = asyncio.create_task(self._play_rest(pattern, started, pulse))
+            self._rest = self._spawn(self._play_rest(pattern, started, pulse))
 
     async def _play_rest(
         self,

@@ -6,7 +6,7 @@ import pytest
 
 import firmware_protocol as fp
 from companion.kinds import CueVerdict, HostCueSchedule, LineSplitter
-from companion.plan import builtin_plan
+from companion.plan import Plan, Step, builtin_plan
 
 
 @pytest.fixture
@@ -77,3 +77,21 @@ def test_console_lines_split_anywhere_and_interleaved_echo_give_each_message_onc
         {"t": "status", "bat": 64},
         {"t": "act", "hrm": 82},
     ]
+
+
+def test_a_cue_whose_deadline_is_a_float_hair_past_now_is_due_now() -> None:
+    # 3.347229 + 1.5 is 4.8472290000000005 in floats: a driver woken at 4.847229 must fire
+    # the cue, not sleep 5e-16 s again and again (a virtual clock never gets past it).
+    plan = Plan(name="p", title="P", steps=(Step("Warm up", 1.5), Step("Bridge", 1.0)))
+    timeline = fp.build_timeline(plan.to_wire())
+    hairs = 0
+    for cue in timeline.cues:
+        schedule = HostCueSchedule(timeline, start=3.347229)
+        deadline = schedule.planned(cue)
+        now = round(deadline, 6)
+        if now >= deadline:
+            continue
+        hairs += 1
+        due = [c.cue_id for c, _ in schedule.due(now, link_up=True)]
+        assert due[-1] == cue.cue_id
+    assert hairs > 0
