@@ -69,7 +69,7 @@ _REFRESH_PER_S: Final = 4
 _FLASH_S: Final = 1.5  # a cue on this computer's screen (no motor) lights the panel this long
 _CUE_MODES: Final = {
     CueMode.BAND: ("cues timed by the band's clock", "green"),
-    CueMode.HOST: ("cues sent by this computer: delivered within 10-50 ms, not felt", "yellow"),
+    CueMode.HOST: ("cues sent from here: 10-50 ms, delivered not felt", "yellow"),
     CueMode.SCREEN: ("no motor: cues are this computer's bell and screen", "bold yellow"),
 }
 _PHASE_STYLE: Final = {

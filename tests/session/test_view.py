@@ -233,7 +233,7 @@ async def test_after_a_real_pause_the_cue_list_shows_plan_times() -> None:
     ("kind", "mode", "said"),
     [
         (BandKind.COMPANION, CueMode.BAND, "companion band: cues timed by the band's clock"),
-        (BandKind.INFINITIME, CueMode.HOST, "InfiniTime watch: cues sent by this computer"),
+        (BandKind.INFINITIME, CueMode.HOST, "InfiniTime watch: cues sent from here: 10-50 ms"),
         (BandKind.HR_STRAP, CueMode.SCREEN, "heart-rate sensor: no motor"),
     ],
 )
