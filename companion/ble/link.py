@@ -107,8 +107,13 @@ class GattLink:
         return self._client.is_connected
 
     def has_characteristic(self, uuid: str) -> bool:
-        """Whether the band serves the characteristic ``uuid``."""
-        return self._client.services.get_characteristic(uuid) is not None
+        """Whether the band serves the characteristic ``uuid`` (once or more)."""
+        return bool(self._characteristics(uuid))
+
+    def _characteristics(self, uuid: str) -> list[BleakGATTCharacteristic]:
+        # bleak refuses to look up by UUID one that a band declares twice: walk them all.
+        wanted = uuid.lower()
+        return [c for c in self._client.services.characteristics.values() if c.uuid == wanted]
 
     async def pair(self) -> None:
         """Pair and bond; on a real OS its pairing agent may ask the user to confirm a code."""
@@ -138,6 +143,15 @@ class GattLink:
         """Write ``data``; with ``response`` the band confirms it (and refuses an unpaired link)."""
         try:
             await self._client.write_gatt_char(uuid, data, response=response)
+        except (BleakError, TimeoutError) as exc:
+            raise _translate(exc, f"writing {uuid}", self.address) from exc
+
+    async def write_every(self, uuid: str, data: bytes) -> None:
+        """Write ``data`` to every characteristic ``uuid`` the band declares, by handle (a
+        firmware may declare one twice, and serve either)."""
+        try:
+            for characteristic in self._characteristics(uuid):
+                await self._client.write_gatt_char(characteristic, data, response=True)
         except (BleakError, TimeoutError) as exc:
             raise _translate(exc, f"writing {uuid}", self.address) from exc
 

@@ -259,7 +259,8 @@ class InfiniTimeBand(KindBand):
             (kind_gatt.MUSIC_ALBUM_UUID, music(f"round {step.round}/{step.rounds}")),
             # The watch counts the position on at this speed (hundredths) while playing.
             (kind_gatt.MUSIC_PLAYBACK_SPEED_UUID, _u32(round(step.rate * 100))),
-            # The length (…07) is declared twice, and a link writes by UUID only: not sent.
+            # Before the position: a position past the length reads as the track's end.
+            (kind_gatt.MUSIC_LENGTH_UUID, _u32(step.duration_s)),
             (kind_gatt.MUSIC_POSITION_UUID, _u32(step.elapsed_s)),
             (kind_gatt.MUSIC_STATUS_UUID, b"\x01" if step.playing else b"\x00"),
             (kind_gatt.NAVIGATION_FLAG_UUID, _flag(step).encode()),
@@ -272,7 +273,10 @@ class InfiniTimeBand(KindBand):
             if uuid != kind_gatt.MUSIC_POSITION_UUID and self._written.get(uuid) == data:
                 continue
             try:
-                await link.write(uuid, data)
+                if uuid == kind_gatt.MUSIC_LENGTH_UUID:
+                    await link.write_every(uuid, data)  # declared twice: written by handle
+                else:
+                    await link.write(uuid, data)
             except CompanionError as exc:
                 self._written.pop(uuid, None)
                 logger.debug("InfiniTime %s: %s not shown: %s", self.target, uuid, exc)

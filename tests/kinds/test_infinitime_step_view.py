@@ -49,6 +49,7 @@ async def test_music_and_navigation_show_the_step_next_round_and_position_then_p
             assert watch.music["track"] == b"Cat scratch"
             assert watch.music["artist"] == b"next: Superman"
             assert watch.music["album"] == b"round 1/3"
+            assert watch.music["length"] == _be(60)  # both declarations, written by handle
             assert watch.music["position"] == _be(0)  # written at the step's start...
             assert watch.music["status"] == b"\x01"
             assert watch.music_position == 20  # ...and the watch counted on by itself
