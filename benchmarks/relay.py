@@ -350,6 +350,7 @@ class Host:
         self.relayed = 0
         self.raw = 0
         self.sessions: list[Session] = []
+        self.bands: list[Band] = []
         self.failed = 0  # bands that did not connect (reported, not fatal: a loaded machine)
         self._connecting = asyncio.Semaphore(_CONNECTS_AT_ONCE)
 
@@ -360,9 +361,11 @@ class Host:
 
     async def _connect(self, server: SimServer, name: str) -> Band:
         async with self._connecting:
-            return await self.stack.enter_async_context(
+            band = await self.stack.enter_async_context(
                 Band.connect(name, backend=self._backend(server), clock=self.clock, scan_timeout=30)
             )
+        self.bands.append(band)
+        return band
 
     async def add_relayed(self, server: SimServer, name: str) -> None:
         band = await self._connect(server, name)
@@ -419,6 +422,24 @@ class Host:
                 # polled: a Session has no "started" event to wait on
                 while any(s.phase.value == "idle" for s in self.sessions):  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
+
+    async def synced(self, within_s: float) -> None:
+        """Wait until the bands' time-sync refinement after connect is over (steady state).
+
+        A band refines its clock estimate with a burst of exchanges in the background
+        after connecting; measured during that burst, the window would count the cost
+        of connecting as the cost of relaying. Done when no estimate grew for 0.5 s.
+        """
+
+        def samples() -> int:
+            return sum(e.samples for b in self.bands if (e := b.clock_estimate) is not None)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                before = -1
+                while (now := samples()) != before:  # polled: a Band has no "refined" event
+                    before = now
+                    await asyncio.sleep(0.5)
 
     async def close(self, within_s: float) -> None:
         for task in self.tasks:
@@ -548,6 +569,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             if paired.failed == 2 * pair:
                 raise SystemExit("no band connected (the reasons are above): nothing to measure")
             await paired.started(30.0)
+            await paired.synced(30.0)
             await asyncio.sleep(settle_s)
             both = await _measure(paired, subscriber, pair_s, wall_offset)
             paired_failed = paired.failed
@@ -566,6 +588,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 connect_s = await _connect_all(host, fleet, adding)
                 connect_s_per_band = max(connect_s_per_band, connect_s / max(1, adding))
                 await host.started(30.0)
+                await host.synced(30.0)
                 await asyncio.sleep(settle_s)
                 window = await _measure(host, subscriber, step_s, wall_offset)
                 count = host.relayed
@@ -586,7 +609,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 if not f.p99_ms <= _LIMIT_MS:
                     reason = f"latency (p99 {f.p99_ms:.1f} ms at {count} bands)"
                     break
-            sim_rss_per_band = fleet.rss_mb() / max(1, host.relayed)
+            # every band a server runs, connected or not (it is what the server's memory holds)
+            sim_rss_per_band = fleet.rss_mb() / max(1, _BANDS_PER_SERVER * len(fleet.servers))
             ramp_failed = host.failed
             await host.close(3.0)
         finally:
