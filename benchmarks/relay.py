@@ -7,11 +7,12 @@ Run from the repository root::
     python benchmarks/relay.py --budget-s 120 --bands 100 200 400 600   # a longer ramp
 
 Everything runs in real time on one machine, in separate processes as it would
-be deployed: the bands are ``companion sim`` processes (50 bands each, heart
-rate at 1 Hz, the band's own clock), the host is this process, mosquitto is a
-child on a free 127.0.0.1 port (persistence on, ``autosave_on_changes``, the
-tests' settings; ``user root`` when run as root) and the subscriber is a
-process of its own that stamps each message with ``time.time()`` first thing.
+be deployed: the bands are ``python -m companion.sim`` (``companion sim``)
+processes (50 bands each with serials of their own, heart rate at 1 Hz, the
+band's own clock), the host is this process, mosquitto is a child on a free
+127.0.0.1 port (persistence on, ``autosave_on_changes``, the tests' settings;
+``user root`` when run as root) and the subscriber is a process of its own that
+stamps each message with ``time.time()`` first thing.
 
 Latency is from the band to the subscriber: a heart-rate event's ``t`` is the
 band's own sample time, converted to host clock by the time sync, mapped to
@@ -270,7 +271,7 @@ def _rss_mb(pid: int | str = "self") -> float:
 
 @dataclass
 class SimServer:
-    """One `companion sim --bands 50` process and the host's adapter on it."""
+    """One `python -m companion.sim --bands 50` process and the host's adapter on it."""
 
     index: int
     process: asyncio.subprocess.Process
@@ -281,9 +282,12 @@ class SimServer:
     async def start(cls, index: int) -> SimServer:
         # Nobody wears these bands: without --auto-confirm each would wait 30 s for its wearer
         # to confirm the pairing code and then refuse it (and ask on this terminal, if any).
+        # Serials differ across servers: a band's id (its serial) names its relay's MQTT
+        # client, and two clients with one id knock each other off the broker.
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "companion", "sim", "--bands", str(_BANDS_PER_SERVER),
+            sys.executable, "-m", "companion.sim", "--bands", str(_BANDS_PER_SERVER),
             "--name", "B", "--auto-confirm",
+            "--first-serial", str(index * _BANDS_PER_SERVER + 1),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
@@ -374,7 +378,7 @@ class Host:
             session,
             self.broker,
             prefix=f"companion/s{server.index}-{band.band_id}",
-            outbox=self.directory / f"outbox-{server.index}.sqlite3",  # band ids repeat per server
+            outbox=self.directory / f"outbox-{server.index}.sqlite3",  # one per server
         )
         await self.stack.enter_async_context(relay)
         self.tasks.append(asyncio.create_task(session.run()))

@@ -28,6 +28,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any)")
     parser.add_argument("--bands", type=int, default=1, help="how many bands (default 1)")
     parser.add_argument("--name", default="Companion", help="advertised name (at most 11 bytes)")
+    parser.add_argument(
+        "--first-serial",
+        type=int,
+        default=1,
+        help="serial number of the first band, SIM0001 by default (servers run side by side "
+        "need different ones)",
+    )
     parser.add_argument("--drift-ppm", type=float, default=0.0, help="band clock drift")
     parser.add_argument(
         "--speed", type=float, default=1.0, help="band clocks this many times faster (default 1)"
@@ -71,6 +78,7 @@ async def _serve(args: argparse.Namespace) -> None:
             confirmation=confirmation,
             ask_wearer=ask,
             ready=ready,
+            first_serial=args.first_serial,
         )
     )
     loop = asyncio.get_running_loop()

@@ -51,11 +51,14 @@ def server_band_configs(
     name: str = "Companion",
     drift_ppm: float = 0.0,
     confirmation: PairingConfirmation = PairingConfirmation.WEARER,
+    first_serial: int = 1,
 ) -> list[VirtualBandConfig]:
     """Configurations for ``bands`` bands named as ``companion run --sim`` names them.
 
     One band is called ``name``; several are ``name1``, ``name2``..., with
-    serials ``SIM0001``... so their addresses stay the same from run to run.
+    serials ``SIM0001``... (from ``first_serial``: servers run side by side
+    need different ones, as a band's serial is its identity to a host) so their
+    addresses stay the same from run to run.
     Their wearer confirms every pairing (``confirmation``), since other
     processes, anyone's, can reach a band server.
     """
@@ -65,7 +68,7 @@ def server_band_configs(
         replace(
             VirtualBandConfig(),
             name=name if bands == 1 else f"{name}{index + 1}",
-            serial=f"SIM{index + 1:04d}",
+            serial=f"SIM{first_serial + index:04d}",
             drift_ppm=drift_ppm,
             pairing_confirmation=confirmation,
         )
@@ -210,6 +213,7 @@ async def run_sim_server(
     confirmation: PairingConfirmation = PairingConfirmation.WEARER,
     ask_wearer: AskWearer | None = None,
     ready: Callable[[SimServer], None] | None = None,
+    first_serial: int = 1,
 ) -> None:
     """Serve ``bands`` virtual bands on 127.0.0.1:``port`` until cancelled (``companion sim``).
 
@@ -223,7 +227,11 @@ async def run_sim_server(
     """
     try:
         configs = server_band_configs(
-            bands, name=name, drift_ppm=drift_ppm, confirmation=confirmation
+            bands,
+            name=name,
+            drift_ppm=drift_ppm,
+            confirmation=confirmation,
+            first_serial=first_serial,
         )
     except ValueError as exc:
         raise CompanionError(str(exc)) from exc
