@@ -28,6 +28,7 @@ from .errors import (
     WorkoutRunningError,
 )
 from .events import SessionEvent
+from .group import Class, GroupClass, Participant
 from .plan import Plan, Step, builtin_plan, load_plan
 from .session import Session
 from .state import SessionPhase, SessionSnapshot
@@ -38,14 +39,17 @@ __all__ = [
     "BandNotFoundError",
     "BluetoothUnavailableError",
     "BrokerError",
+    "Class",
     "Clock",
     "CommandError",
     "CompanionError",
     "FitFileError",
+    "GroupClass",
     "IncompatibleBandError",
     "LinkLostError",
     "LoopClock",
     "PairingRequiredError",
+    "Participant",
     "Plan",
     "PlanError",
     "PlanTooLargeError",

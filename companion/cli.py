@@ -29,7 +29,15 @@ from .ble.link import PAIRING_ADVICE
 from .ble.scan import scan as scan_bands
 from .clock import LoopClock
 from .errors import CompanionError
-from .events import CueTiming, SessionStopped, StopReason, StopSource
+from .events import (
+    CueTiming,
+    SessionDone,
+    SessionEvent,
+    SessionStopped,
+    StepStarted,
+    StopReason,
+    StopSource,
+)
 from .extras import MissingExtraError
 from .kinds import CAPABILITIES, Capabilities, connect_for_session
 from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
@@ -942,3 +950,154 @@ def ha_remove(band_id: str, mqtt_url: str, ca_file: Path | None) -> None:
         console.print(f"removed band {band_id} from Home Assistant discovery")
 
     _run_async(go)
+
+
+# -- class -----------------------------------------------------------------------------
+
+
+@main.command("class")
+@click.argument("plan", default="back-5")
+@click.option(
+    "--band",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS",
+    help="A participant's band (address or name); give --band once per band.",
+)
+@click.option(
+    "--sim",
+    "sim_bands",
+    type=click.IntRange(1, 200),
+    help="N virtual companion bands in this process, each with its own clock offset and drift.",
+)
+@click.option(
+    "--links",
+    type=click.IntRange(1, 32),
+    default=5,
+    show_default=True,
+    help="Links this host's adapter holds at once; more bands than that take turns.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, MAX_ROUNDS),
+    help=f"Repeat the plan N times (1-{MAX_ROUNDS}) [default: the plan's own].",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=_MAX_SPEED),
+    default=1.0,
+    show_default=True,
+    help="With --sim: run the class this many times faster (a demo; at most 100).",
+)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
+def class_(
+    plan: str,
+    targets: tuple[str, ...],
+    sim_bands: int | None,
+    links: int,
+    rounds: int | None,
+    speed: float,
+    db: Path | None,
+) -> None:
+    """Run PLAN as a group class: every band buzzes each cue at the same instant.
+
+    Every band gets the plan and one common start; each fires the cues on its
+    own clock, kept on the class's instant at every turn. With more bands than
+    --links, the bands take turns on the links (a band needs no link to buzz).
+    Each participant's session is recorded in the history. One host: several
+    hosts over MQTT and the class screen are not part of this command yet.
+    """
+    from .group import ClassEnded, ClassStarted, GroupClass, ParticipantJoined, ParticipantStopped
+
+    if bool(targets) == bool(sim_bands):
+        raise click.UsageError("give the bands with --band ADDRESS (once per band), or --sim N")
+    if speed != 1.0 and not sim_bands:
+        raise click.UsageError("--speed only applies to virtual bands (--sim N)")
+    try:
+        workout = resolve_plan(plan, rounds)
+    except CompanionError as exc:
+        _fail(str(exc))
+
+    async def go() -> None:
+        clock = LoopClock(speed)
+        async with contextlib.AsyncExitStack() as stack:
+            store = stack.enter_context(_store(db))
+            backend: BleakBackend | None = None
+            addresses = list(targets)
+            if sim_bands:
+                world = await stack.enter_async_context(_class_world(sim_bands, clock))
+                backend, addresses = world.backend, [b.address for b in world.bands]
+            group = GroupClass(
+                workout, addresses, backend=backend, clock=clock, store=store, links=links
+            )
+            console.print(
+                f"class {group.class_id}: {workout.name} on {len(addresses)} bands, "
+                f"{links} links" + (" (the bands take turns)" if group.rotating else "")
+            )
+            runner = asyncio.create_task(group.run())
+            async for event in group.events():
+                line = _class_line(event, clock.now())
+                if line:
+                    console.print(line, highlight=False)
+                if isinstance(event, ClassEnded):
+                    break
+            final = await runner
+            table = Table("band", "phase", "bpm", "zone", "battery", "cues", "missed", "error ms")
+            for p in final.participants:
+                table.add_row(
+                    p.name,
+                    p.phase.value,
+                    "-" if p.heart_rate is None else str(p.heart_rate),
+                    str(int(p.zone)),
+                    "-" if p.battery is None else f"{p.battery} %",
+                    str(p.cues_fired),
+                    str(p.cues_missed),
+                    "-" if p.last_cue_error_ms is None else f"{p.last_cue_error_ms:+.1f}",
+                )
+            console.print(table)
+
+    steps_of: list[str] = []  # the band whose steps are shown (all bands share them)
+
+    def _class_line(event: object, now: float) -> str:
+        match event:
+            case ClassStarted():
+                return f"start in {event.start - now:.1f} s: every band has the same instant"
+            case ParticipantJoined():
+                return f"{event.band_id} joins from round {event.from_round}"
+            case ParticipantStopped():
+                return f"{event.band_id} stopped ({event.reason.value}); the class goes on"
+            case ClassEnded():
+                return "class over"
+            case SessionEvent(band_id=band_id, event=StepStarted() as step):
+                steps_of[:] = steps_of or [band_id]
+                if band_id == steps_of[0]:
+                    return f"round {step.round}: {step.name} ({step.duration_s:g} s)"
+            case SessionEvent(band_id=band_id, event=SessionDone()):
+                return f"{band_id} done"
+        return ""
+
+    _run_async(go)
+
+
+@contextlib.asynccontextmanager
+async def _class_world(count: int, clock: LoopClock) -> AsyncIterator[Any]:
+    """``count`` virtual bands, each with its own clock offset (up to a minute) and drift
+    (within ±50 ppm, as crystals are)."""
+    import random
+
+    from .sim import VirtualBandConfig, VirtualWorld
+
+    rng = random.Random(count)
+    async with VirtualWorld() as world:
+        for index in range(count):
+            await world.add_band(
+                VirtualBandConfig(
+                    name=f"Class{index:03d}",
+                    serial=f"CLASS{index:03d}",
+                    clock_offset_us=rng.randrange(1_000_000, 60_000_000_000),
+                    drift_ppm=rng.uniform(-50.0, 50.0),
+                    hr_seed=index,
+                    clock=clock,
+                )
+            )
+        yield world

@@ -82,9 +82,13 @@ DEFAULT_MAX_HR: Final = 190
 _TURN_SCAN_S: Final = 1.5  # a rotated band not found this soon is out of range: try next turn
 _TURN_RECONNECT_S: Final = 1.0
 _TURN_DWELL_S: Final = 2.0  # at most this long per turn waiting for the band's replay
-_TURN_SYNC_SAMPLES: Final = 8
+_TURN_SYNC_SAMPLES: Final = 8  # added to the 8 each connect takes
+_START_SYNC_SAMPLES: Final = 48  # before START: the first cues rest on this estimate alone
 _TURN_EVERY_S: Final = 10.0  # at least this between two turns of one band
 _START_MARGIN_S: Final = 2.0
+_FIT_TURNS: Final = 12  # the last turns' estimates a band's clock line is fitted through
+_MAX_DRIFT_PPM: Final = 100.0  # crystals are within 50 ppm: a steeper fit is noise
+_FLUSH_S: Final = 0.1  # before a turn's link closes: the last acknowledgements go out
 
 
 class LinkBudgetError(CompanionError):
@@ -178,6 +182,8 @@ class _Seat:
         self.pending: list[str] = []  # commands for a rotated band's next turn
         self.started = asyncio.Event()  # START went through: the band's turns begin
         self.band_t = -math.inf  # the latest band-stamped time heard (host clock)
+        # (host s, band minus host offset us, its uncertainty us) from each turn's sync
+        self.offsets: list[tuple[float, float, float]] = []
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._cues_seen: set[int] = set()
         self._last_t = -math.inf
@@ -296,6 +302,43 @@ class _Seat:
 
     def close(self) -> None:
         self._queue.put_nowait(None)
+
+    def correction_s(self, band: Band, target: float | None = None) -> float:
+        """How far to move an instant given to ``band`` so that it lands where the clock
+        line through every recent turn puts it, rather than this turn's estimate alone.
+
+        Each turn's sync is a fresh estimate, a few ms off under link jitter; taken on
+        its own it would move the band's timeline by that noise at every turn. A line
+        through the last turns' estimates (a crystal's drift is a straight line) has a
+        fraction of that noise, and follows the drift.
+        """
+        estimate = band.clock_estimate
+        if estimate is None:
+            return 0.0
+        now = self.clock.now()
+        offset = estimate.offset_at(now * 1_000_000)
+        self.offsets = [*self.offsets[-(_FIT_TURNS - 1) :], (now, offset, estimate.uncertainty_us)]
+        weights = [1.0 / max(u, 500.0) ** 2 for _t, _o, u in self.offsets]
+        total = sum(weights)
+        t_mean = sum(w * t for w, (t, _o, _u) in zip(weights, self.offsets, strict=True)) / total
+        o_mean = sum(w * o for w, (_t, o, _u) in zip(weights, self.offsets, strict=True)) / total
+        spread = sum(
+            w * (t - t_mean) ** 2 for w, (t, _o, _u) in zip(weights, self.offsets, strict=True)
+        )
+        slope = (
+            sum(
+                w * (t - t_mean) * (o - o_mean)
+                for w, (t, o, _u) in zip(weights, self.offsets, strict=True)
+            )
+            / spread
+            if spread > 0
+            else 0.0
+        )
+        slope = min(max(slope, -_MAX_DRIFT_PPM), _MAX_DRIFT_PPM)  # us per s: ppm
+        # Where the timeline should be right: the instant itself, or the middle of the
+        # wait for the next turn, along the fitted drift.
+        fitted = o_mean + slope * ((now if target is None else target) - t_mean)
+        return (fitted - offset) / 1_000_000
 
 
 class GroupClass:
@@ -493,9 +536,10 @@ class GroupClass:
                 began = self.clock.now()
                 await self._prepare()
                 # The START turns do what the first contacts did (connect, sync), less the
-                # plan: as long again, with room to spare, reaches the slowest band.
+                # plan, plus a longer sync when there is time for it: twice as long
+                # reaches the slowest band.
                 self._prepared_in_s = self.clock.now() - began
-                self.start_s = self.clock.now() + self._prepared_in_s * 1.5 + _START_MARGIN_S
+                self.start_s = self.clock.now() + self._prepared_in_s * 2 + _START_MARGIN_S
                 for seat in self._seats:
                     seat.start_s = self.start_s
                 self._publish(
@@ -565,13 +609,13 @@ class GroupClass:
             band = await connect_for_session(
                 seat.target, kind=self.kind, backend=self.backend, clock=self.clock
             )
-            async with self._connecting:
-                await band.__aenter__()
+            await self._open(band)
             try:
                 seat.info = band.info
                 await band.push_plan(seat.plan)
                 if isinstance(band, Band):
                     seat.fp_capabilities = band.capabilities
+                    seat.correction_s(band)  # the first point of its clock line
                 keep = isinstance(band, HostTimedBand) or not rotate
                 # A rotated class needs one slot left to rotate through.
                 if keep and rotate and self._free_slots() <= 1:
@@ -594,6 +638,19 @@ class GroupClass:
             self._turn_s = max(self._turn_s, self.clock.now() - began)
             if not keep:
                 self._slots.release()
+
+    async def _open(self, band: Band | HostTimedBand) -> None:
+        """``async with`` entry of ``band``, one link set-up at a time: the lock is held
+        until the link is up, and the HELLO, reads and time sync run beside the next."""
+        async with self._connecting:
+            opening = asyncio.ensure_future(band.__aenter__())
+            try:
+                while not opening.done() and not band.link_up:  # noqa: ASYNC110 (no event for it)
+                    await asyncio.sleep(0.01)
+            except BaseException:
+                opening.cancel()
+                raise
+        await opening
 
     async def _run_seat(self, seat: _Seat) -> None:
         session = Session(seat, seat.plan, store=self.store)
@@ -622,7 +679,10 @@ class GroupClass:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, CompanionError):
                 await runner
-            await follower
+            if not session.finished:  # given up: its history stays open, nothing more comes
+                follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
 
     async def _follow(self, seat: _Seat, session: Session) -> None:
         async for event in session.events():
@@ -648,8 +708,7 @@ class GroupClass:
                     scan_timeout=self._turn_scan_s,
                     reconnect_for=_TURN_RECONNECT_S,
                 )
-                async with self._connecting:
-                    await band.__aenter__()
+                await self._open(band)
                 seat.linked = band
                 pump = asyncio.create_task(self._pump(seat, band))
                 try:
@@ -672,13 +731,21 @@ class GroupClass:
         capabilities = band.capabilities
         assert capabilities is not None
         seat.fp_capabilities = capabilities
+        if capabilities.session_id == seat.band_session:
+            band.follow(seat.band_session)  # before any await: the replay is the class's
         if starting:
             await band.push_plan(seat.plan)
-            await band.start_at(seat.start_s, session_id=seat.band_session)
+            if seat.start_s - self.clock.now() > self._prepared_in_s / 2:
+                await band.sync_time(_START_SYNC_SAMPLES)
+            at = seat.start_s + seat.correction_s(band, seat.start_s)
+            await band.start_at(at, session_id=seat.band_session)
         elif capabilities.session_id == seat.band_session:
+            await band.sync_time(_TURN_SYNC_SAMPLES)  # nothing adopted yet: nothing moves
             shift_s = capabilities.session_shift_us / 1_000_000
-            band.adopt(at=seat.start_s + (self._shift_s - seat.shift_base_s) - shift_s)
-            await band.sync_time(_TURN_SYNC_SAMPLES)  # and ADJUST onto the class's instant
+            due = seat.start_s + (self._shift_s - seat.shift_base_s) - shift_s
+            ahead = self.clock.now() + max(self.turn_every_s, self._prepared_in_s) / 2
+            band.adopt(at=due + seat.correction_s(band, ahead))
+            await band.sync_time(0)  # no new exchange: ADJUST onto the class's instant
         else:
             logger.warning("band %s no longer runs the class's workout", seat.band_id)
         pending, seat.pending = seat.pending, []
@@ -690,7 +757,7 @@ class GroupClass:
         deadline = self.clock.now() + _TURN_DWELL_S * self.clock.rate
         while self.clock.now() < deadline and seat.band_t < began:
             await self.clock.sleep(0.1)
-        await band.sync_time(1)  # after the replay's acknowledgements: the band drops it
+        await self.clock.sleep(_FLUSH_S * self.clock.rate)
 
     async def _pump(self, seat: _Seat, band: Band) -> None:
         try:
