@@ -74,6 +74,7 @@ __all__ = [
     "Participant",
     "ParticipantJoined",
     "ParticipantStopped",
+    "StartHook",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,10 @@ class ClassEnded:
 ClassEvent: TypeAlias = (
     SessionEvent | ClassStarted | ParticipantJoined | ParticipantStopped | ClassEnded
 )
+
+StartHook: TypeAlias = Callable[[float], Awaitable[float]]
+"""Given how long this host's first contacts took (s), the host-clock instant to start at:
+how a class across several hosts agrees on one instant (:mod:`companion.mqtt.class_hosts`)."""
 
 
 class _Seat:
@@ -491,24 +496,38 @@ class GroupClass:
             cues_missed=missed + seat.missed_before,
         )
 
+    @staticmethod
+    def start_lead_s(prepared_in_s: float) -> float:
+        """How far ahead of now the class can start, its first contacts having taken
+        ``prepared_in_s``.
+
+        The START turns do what the first contacts did (connect, sync), less the plan,
+        plus a longer sync when there is time for it: twice as long reaches the slowest band.
+        """
+        return prepared_in_s * 2 + _START_MARGIN_S
+
     # -- commands (to every band) ---------------------------------------------------------
 
-    async def pause(self) -> None:
-        """Pause the class: every band (a rotated one on its next turn)."""
+    async def pause(self, *, at: float | None = None) -> None:
+        """Pause the class: every band (a rotated one on its next turn).
+
+        ``at`` (host clock, default now) is when the class timeline stops: hosts of one
+        class given the same instant keep the same timeline.
+        """
         if self._paused_at is None:
-            self._paused_at = self.clock.now()
+            self._paused_at = self.clock.now() if at is None else at
         await self._each(lambda session: session.pause())
 
-    async def resume(self) -> None:
-        """Resume the class where it was paused."""
+    async def resume(self, *, at: float | None = None) -> None:
+        """Resume the class where it was paused (``at``: as for :meth:`pause`)."""
         if self._paused_at is not None:
-            self._shift_s += self.clock.now() - self._paused_at
+            self._shift_s += (self.clock.now() if at is None else at) - self._paused_at
             self._paused_at = None
         await self._each(lambda session: session.resume())
 
-    async def skip(self) -> None:
-        """Skip every band to the next step."""
-        elapsed_us = round(self.elapsed_s() * 1_000_000)
+    async def skip(self, *, at: float | None = None) -> None:
+        """Skip every band to the next step (``at``: as for :meth:`pause`)."""
+        elapsed_us = round(self.elapsed_s(at) * 1_000_000)
         target = self._timeline.next_segment_start_after(elapsed_us)
         target = self._timeline.total_us if target is None else target
         self._shift_s -= max(target - elapsed_us, 0) / 1_000_000
@@ -529,17 +548,21 @@ class GroupClass:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def run(self) -> ClassSnapshot:
-        """Connect every band, start them all at one instant, follow the class to its end."""
+    async def run(self, *, start: StartHook | None = None) -> ClassSnapshot:
+        """Connect every band, start them all at one instant, follow the class to its end.
+
+        ``start`` chooses the instant once the bands are prepared (default: as soon as
+        the slowest band can be reached again, :func:`start_lead_s`).
+        """
         async with self._stack:
             try:
                 began = self.clock.now()
                 await self._prepare()
-                # The START turns do what the first contacts did (connect, sync), less the
-                # plan, plus a longer sync when there is time for it: twice as long
-                # reaches the slowest band.
                 self._prepared_in_s = self.clock.now() - began
-                self.start_s = self.clock.now() + self._prepared_in_s * 2 + _START_MARGIN_S
+                if start is None:
+                    self.start_s = self.clock.now() + self.start_lead_s(self._prepared_in_s)
+                else:
+                    self.start_s = await start(self._prepared_in_s)
                 for seat in self._seats:
                     seat.start_s = self.start_s
                 self._publish(

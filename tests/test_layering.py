@@ -117,7 +117,13 @@ def test_mqtt_never_imports_the_session_the_view_or_rich(path: Path) -> None:
     # The relay is one subscriber of a session's events among others (store, view): it
     # follows a session through its Protocol and never draws.
     imported = _companion_modules_imported(path)
-    forbidden = {"companion.session", "companion.view", "companion.monitor", "companion.cli"}
+    forbidden = {
+        "companion.session",
+        "companion.group",
+        "companion.view",
+        "companion.monitor",
+        "companion.cli",
+    }
     assert not imported & forbidden, f"{path.name} imports {sorted(imported & forbidden)}"
     assert "rich" not in _imports(path)
 

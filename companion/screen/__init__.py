@@ -19,9 +19,9 @@ try:
 except ImportError as exc:
     raise MissingExtraError("the class screen", "screen", missing=exc.name) from exc
 
+from ..group_json import COME_CLOSER_AFTER_S, LOW_BATTERY_PERCENT, snapshot_to_json
 from .app import ClassSource, ScreenApp
 from .server import ClassScreen
-from .snapshot import COME_CLOSER_AFTER_S, LOW_BATTERY_PERCENT, snapshot_to_json
 
 __all__ = [
     "COME_CLOSER_AFTER_S",

@@ -15,8 +15,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, Protocol
 
+from ..group_json import snapshot_to_json
 from ..group_state import ClassSnapshot
-from .snapshot import snapshot_to_json
 
 __all__ = ["Changes", "ClassSource", "ScreenApp"]
 

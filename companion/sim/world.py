@@ -90,6 +90,7 @@ class VirtualWorld(SimAdapter):
         self._name = name
         self._central: Device | None = None
         self._central_controller: SimController | None = None
+        self._shares_bands = False  # another host's adapter: the bands are the world's
 
     async def __aenter__(self) -> Self:
         return self
@@ -182,8 +183,18 @@ class VirtualWorld(SimAdapter):
             return min(preferred, band.config.mtu)
         return min(preferred, watch.mtu) if watch is not None else preferred
 
+    def another_host(self, name: str) -> VirtualWorld:
+        """A second host's adapter on this world's link (a gym's second Pi): a central of its
+        own, the same bands in reach. Close it before the world."""
+        other = VirtualWorld(name=name)
+        other.link, other.bands, other.watches = self.link, self.bands, self.watches
+        other._shares_bands = True
+        return other
+
     async def close(self) -> None:
-        """Tear everything down so no timer outlives the world."""
+        """Tear everything down so no timer outlives the world (another host: its central)."""
+        if self._shares_bands:
+            self.bands, self.watches = [], []
         for band in self.bands:
             await band.close()
         self.bands.clear()

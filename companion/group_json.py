@@ -1,4 +1,4 @@
-"""A class snapshot as the JSON the class screen reads: the one mapping, pure.
+"""A class snapshot as JSON: what the class screen and the class's MQTT state read; pure.
 
 The page is a view of these keys and nothing else, so what it shows is
 decided here, where it is tested without a browser: the whole percent of max
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ..group_state import ClassSnapshot, ParticipantSnapshot
-from ..state import CueMode
+from .group_state import ClassSnapshot, ParticipantSnapshot
+from .state import CueMode
 
 __all__ = ["COME_CLOSER_AFTER_S", "LOW_BATTERY_PERCENT", "snapshot_to_json"]
 

@@ -1,0 +1,237 @@
+"""One class across two hosts, in virtual time: one coordinator, one follower.
+
+Each host has its own adapter (a central of its own) on one virtual link and
+its own link budget; their messages go through an in-process broker
+(``bus.py``), as virtual time cannot wait on a real broker's sockets. The
+same hosts on a real mosquitto: ``test_hosts_on_mosquitto.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+import pytest
+
+import firmware_protocol as fp
+from companion.clock import LoopClock
+from companion.group import ClassStarted, GroupClass
+from companion.mqtt.class_hosts import ClassHost, ClassHostError, fetch_announcement
+from companion.mqtt.class_topics import ClassTopics, HostState, parse_host_status
+from companion.plan import Plan, Step
+from companion.sim import VirtualWorld
+from companion.state import SessionCommand, SessionPhase
+
+from .bus import LoopbackBroker
+from .conftest import add_bands, motor_times, spreads_ms
+
+pytestmark = pytest.mark.looptime
+
+logger = logging.getLogger(__name__)
+
+PLAN = Plan(
+    "hosts-test",
+    "Hosts test",
+    (Step("squat", 20), Step("lunge", 20)),
+    rounds=2,
+    round_rest_s=10,
+)
+CUE_IDS = [c.cue_id for c in fp.build_timeline(PLAN.to_wire()).cues]
+EPOCH = 1_800_000_000.0  # the hosts' UTC at the clock's origin
+
+
+def _utc(clock: LoopClock, off_s: float = 0.0) -> Callable[[], float]:
+    return lambda: EPOCH + clock.now() + off_s
+
+
+async def _follower(
+    broker: LoopbackBroker,
+    world: VirtualWorld,
+    addresses: list[str],
+    clock: LoopClock,
+    class_id: str,
+    *,
+    off_s: float = 0.0,
+) -> ClassHost:
+    bus = broker.bus()
+    announced = await fetch_announcement(bus, ClassTopics(class_id))
+    group = GroupClass(
+        announced.plan,
+        addresses,
+        backend=world.backend,
+        clock=clock,
+        links=5,
+        class_id=announced.class_id,
+        turn_every_s=30.0,
+    )
+    return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock, off_s))
+
+
+async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 30)
+        second = world.another_host("pi-b")
+        try:
+            ours, theirs = [b.address for b in bands[:15]], [b.address for b in bands[15:]]
+            group = GroupClass(
+                PLAN, ours, backend=world.backend, clock=clock, links=5, turn_every_s=30.0
+            )
+            coordinator = ClassHost(
+                group,
+                broker.bus(),
+                host="pi-a",
+                coordinator=True,
+                expect_hosts=("pi-b",),
+                utc=_utc(clock),
+            )
+            leading = asyncio.create_task(coordinator.run())
+            follower = await _follower(broker, second, theirs, clock, group.class_id)
+            final, _ = await asyncio.gather(leading, follower.run())
+        finally:
+            await second.close()
+    for band in bands:
+        played = motor_times(band)
+        assert sorted(played) == sorted(CUE_IDS), band.config.name
+        assert all(len(t) == 1 for t in played.values()), band.config.name
+    spreads = spreads_ms(bands, CUE_IDS)
+    logger.warning("30 bands on 2 hosts: cue spread max %.3f ms", max(spreads))
+    assert max(spreads) <= 5.0
+    # The coordinator's snapshot holds both hosts' participants, every one done.
+    assert len(final.participants) == 30
+    assert {p.phase for p in final.participants} == {SessionPhase.DONE}
+    assert {p.cues_fired for p in final.participants} == {len(CUE_IDS)}
+    topics = ClassTopics(group.class_id)
+    assert parse_host_status(broker.retained[topics.host("pi-b")]).state is HostState.DONE
+    assert json.loads(broker.retained[topics.state])["phase"] == "done"
+    assert topics.announce not in broker.retained  # a finished class is not there to join
+    band_events = [t for t, _ in broker.published if t.startswith(f"{topics.base}/band/")]
+    assert {t.split("/")[-2] for t in band_events} == {p.band_id for p in final.participants}
+    assert len({p.band_id for p in final.participants}) == 30
+
+
+async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 4)
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(
+                PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock, links=5
+            )
+            coordinator = ClassHost(
+                group,
+                broker.bus(),
+                host="pi-a",
+                coordinator=True,
+                expect_hosts=("pi-b",),
+                utc=_utc(clock),
+            )
+            leading = asyncio.create_task(coordinator.run())
+            follower = await _follower(
+                broker, second, [b.address for b in bands[2:]], clock, group.class_id
+            )
+            following = asyncio.create_task(follower.run())
+            async for event in group.events():
+                if isinstance(event, ClassStarted):
+                    await clock.sleep_until(event.start + 25)
+                    break
+            await coordinator.command(SessionCommand.PAUSE)
+            await clock.sleep(30)
+            await coordinator.command(SessionCommand.RESUME)
+            await asyncio.gather(leading, following)
+        finally:
+            await second.close()
+    # Both hosts shifted their timelines by the same 30 s: the bands still agree.
+    assert follower.group.elapsed_s() == pytest.approx(group.elapsed_s(), abs=0.01)
+    spreads = spreads_ms(bands, CUE_IDS)
+    assert max(spreads) <= 5.0
+    for band in bands:
+        assert sorted(motor_times(band)) == sorted(CUE_IDS)
+
+
+async def test_a_host_whose_clock_is_50_ms_off_is_refused_by_name() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 2)
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(
+                PLAN, [bands[0].address], backend=world.backend, clock=clock, links=2
+            )
+            coordinator = ClassHost(
+                group,
+                broker.bus(),
+                host="pi-a",
+                coordinator=True,
+                expect_hosts=("pi-b",),
+                utc=_utc(clock),
+            )
+            leading = asyncio.create_task(coordinator.run())
+            follower = await _follower(
+                broker, second, [bands[1].address], clock, group.class_id, off_s=-0.050
+            )
+            results = await asyncio.gather(leading, follower.run(), return_exceptions=True)
+        finally:
+            await second.close()
+    for result in results:
+        assert isinstance(result, ClassHostError)
+        assert "host pi-b's clock is 50.0 ms" in str(result)
+        assert "chronyc tracking" in str(result)
+    for band in bands:
+        assert motor_times(band) == {}  # nobody started
+
+
+async def test_a_host_that_never_gets_ready_is_named_with_the_command_to_run() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 1)
+        group = GroupClass(PLAN, [bands[0].address], backend=world.backend, clock=clock)
+        coordinator = ClassHost(
+            group,
+            broker.bus(),
+            host="pi-a",
+            coordinator=True,
+            expect_hosts=("pi-c",),
+            utc=_utc(clock),
+            ready_timeout_s=30,
+        )
+        with pytest.raises(ClassHostError, match=r"host pi-c did not get ready.*--join"):
+            await coordinator.run()
+
+
+async def test_hostile_class_messages_are_dropped_and_the_class_goes_on() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    short = PLAN.with_rounds(1)
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 1)
+        group = GroupClass(short, [bands[0].address], backend=world.backend, clock=clock)
+        coordinator = ClassHost(group, broker.bus(), host="pi-a", coordinator=True, utc=_utc(clock))
+        running = asyncio.create_task(coordinator.run())
+        attacker = broker.bus()
+        topics = ClassTopics(group.class_id)
+        await clock.sleep(0.5)
+        for topic, payload in [
+            (topics.cmd, b"\xff\xfe"),
+            (topics.cmd, b"start"),
+            (topics.cmd, b"[" * 10_000),
+            (topics.host("pi-z"), b'{"host": "pi-y", "state": "ready"}'),
+            (topics.host("pi-z"), b'{"v": 1, "host": "pi-z", "state": "ready", "bands": -1}'),
+            (topics.participants("pi-z"), json.dumps({"participants": [1] * 10}).encode()),
+            (topics.time_ask("pi-z"), b'{"n": "x"}'),
+            (topics.start, b'{"start_utc": 0}'),
+            (topics.host("pi-z"), b"x" * 100_000),
+        ]:
+            await attacker.publish(topic, payload)
+        final = await running
+    assert final.phase is SessionPhase.DONE
+    cue_ids = [c.cue_id for c in fp.build_timeline(short.to_wire()).cues]
+    assert sorted(motor_times(bands[0])) == sorted(cue_ids)
+    assert final.participants[0].cues_fired == len(cue_ids)
