@@ -33,7 +33,6 @@ import argparse
 import json
 import logging
 import math
-import random
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.group import GroupClass
 from companion.plan import Plan, Step
-from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
+from companion.sim import VirtualBand, VirtualWorld, class_band_configs
 from firmware_protocol import gatt
 
 _ALERT_LEVEL_HIGH: Final = b"\x02"
@@ -86,19 +85,8 @@ def p99(values: list[float]) -> float:
 async def add_bands(
     world: VirtualWorld, count: int, clock: LoopClock, seed: int
 ) -> list[VirtualBand]:
-    rng = random.Random(seed)
     return [
-        await world.add_band(
-            VirtualBandConfig(
-                name=f"Class{index:03d}",
-                serial=f"CLASS{index:03d}",
-                clock_offset_us=rng.randrange(1_000_000, 60_000_000_000),
-                drift_ppm=rng.uniform(-50.0, 50.0),
-                hr_seed=index,
-                clock=clock,
-            )
-        )
-        for index in range(count)
+        await world.add_band(config) for config in class_band_configs(count, seed=seed, clock=clock)
     ]
 
 

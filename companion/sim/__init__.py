@@ -33,7 +33,7 @@ from .cores import BandCore
 from .infinitime import CallResponse, InfiniTime, InfiniTimeConfig, WatchNotification
 from .peripheral import MotorPulse, MotorSource, Peripheral
 from .remote import RemoteAdapter, parse_sim_url, remote_backend
-from .serve import SimServer, run_sim_server
+from .serve import SimServer, class_band_configs, run_sim_server
 from .world import VirtualWorld
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "VirtualBandConfig",
     "VirtualWorld",
     "WatchNotification",
+    "class_band_configs",
     "parse_sim_url",
     "remote_backend",
     "run_sim_server",

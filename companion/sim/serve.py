@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -28,13 +29,20 @@ from typing import Self, TextIO, cast
 
 from bumble.transport.common import StreamPacketSink, StreamPacketSource
 
-from ..clock import LoopClock
+from ..clock import Clock, LoopClock
 from ..errors import CompanionError
 from .band import PairingConfirmation, PairingRequest, VirtualBand, VirtualBandConfig
 from .controller import SimController
 from .world import VirtualWorld
 
-__all__ = ["AskWearer", "SimServer", "run_sim_server", "server_band_configs", "terminal_wearer"]
+__all__ = [
+    "AskWearer",
+    "SimServer",
+    "class_band_configs",
+    "run_sim_server",
+    "server_band_configs",
+    "terminal_wearer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +82,49 @@ def server_band_configs(
         )
         for index in range(bands)
     ]
+
+
+def class_band_configs(
+    count: int,
+    *,
+    seed: int = 7,
+    clock: Clock | None = None,
+    first_serial: int = 0,
+) -> list[VirtualBandConfig]:
+    """Configurations for a class of ``count`` bands, as a group class meets them.
+
+    Each band has its own clock offset (up to a minute) and drift (within
+    ±50 ppm, as crystals are), drawn from ``random.Random(seed)`` so a seed
+    gives the same class every run. The bands are named ``Class000``,
+    ``Class001``... with serials ``CLASS000``... from ``first_serial``: two
+    processes serving bands of one class need different ones, as a band's
+    serial is its identity to a host. The bands from ``first_serial`` on are
+    the same as in one list of ``first_serial + count`` bands with that seed.
+    ``clock`` is the host-side time base their clocks derive from (the band's
+    default when None).
+    """
+    if count < 0:
+        raise ValueError(f"a class has no fewer than zero bands, not {count}")
+    if first_serial < 0:
+        raise ValueError(f"band serials start at zero or later, not {first_serial}")
+    rng = random.Random(seed)
+    configs = []
+    for number in range(first_serial + count):
+        clock_offset_us = rng.randrange(1_000_000, 60_000_000_000)
+        drift_ppm = rng.uniform(-50.0, 50.0)
+        if number < first_serial:
+            continue
+        configs.append(
+            VirtualBandConfig(
+                name=f"Class{number:03d}",
+                serial=f"CLASS{number:03d}",
+                clock_offset_us=clock_offset_us,
+                drift_ppm=drift_ppm,
+                hr_seed=number,
+                clock=clock,
+            )
+        )
+    return configs
 
 
 class _HostSocket(asyncio.Protocol):

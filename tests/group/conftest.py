@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import firmware_protocol as fp
-from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
+from companion.sim import VirtualBand, VirtualWorld, class_band_configs
 
 
 async def add_bands(world: VirtualWorld, count: int, *, seed: int = 7) -> list[VirtualBand]:
     """``count`` bands with independent clock offsets (up to a minute) and drift (±50 ppm)."""
-    rng = random.Random(seed)
-    bands = []
-    for index in range(count):
-        config = VirtualBandConfig(
-            name=f"Class{index:02d}",
-            serial=f"CLASS{index:03d}",
-            clock_offset_us=rng.randrange(1_000_000, 60_000_000_000),
-            drift_ppm=rng.uniform(-50.0, 50.0),
-            hr_seed=index,
-        )
-        bands.append(await world.add_band(config))
-    return bands
+    return [await world.add_band(config) for config in class_band_configs(count, seed=seed)]
 
 
 def true_host_s(band: VirtualBand, band_us: int) -> float:
