@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, Unpack
 
 from firmware_protocol.gatt import COMPANION_SERVICE_UUID, HEART_RATE_SERVICE_UUID
 
 from ..band import Band
-from ..ble.backend import BleakBackend
 from ..ble.scan import FoundBand, find_advertised
-from ..clock import Clock
 from ..errors import BandNotFoundError
 from . import bangle, companion, infinitime, strap
 from . import gatt as kind_gatt
@@ -31,6 +29,10 @@ CAPABILITIES: Final[dict[BandKind, Capabilities]] = {
     BandKind.BANGLE: bangle.CAPABILITIES,
     BandKind.HR_STRAP: strap.CAPABILITIES,
 }
+
+#: How long :func:`connect_band` scans for ``target`` to learn its kind, unless
+#: ``scan_timeout`` says (the same default as a band's own scan).
+_SCAN_TIMEOUT_S: Final = 10.0
 
 
 def kind_from_advertisement(name: str, service_uuids: Iterable[str]) -> BandKind | None:
@@ -56,20 +58,23 @@ async def connect_band(
     target: str,
     *,
     kind: BandKind | None = None,
-    backend: BleakBackend | None = None,
-    clock: Clock | None = None,
-    scan_timeout: float = 10.0,
-    reconnect_for: float = 300.0,
     pair: bool = True,
+    **link: Unpack[LinkOptions],
 ) -> KindBand:
     """A band of the right kind for ``target`` (a name or an address), not yet connected.
 
     Use it as ``async with await connect_band("InfiniTime") as band``. The kind
-    is found from what the device advertises, unless ``kind`` forces one.
+    is found from what the device advertises, unless ``kind`` forces one;
+    ``link`` (backend, clock, scan_timeout, reconnect_for) is how the band is
+    reached and kept, as :class:`~companion.kinds.base.LinkOptions` says.
     """
     if kind is None:
         try:
-            _device, found = await find_advertised(target, timeout=scan_timeout, backend=backend)
+            _device, found = await find_advertised(
+                target,
+                timeout=link.get("scan_timeout", _SCAN_TIMEOUT_S),
+                backend=link.get("backend"),
+            )
         except BandNotFoundError as exc:
             if target.lower() == "infinitime":
                 raise BandNotFoundError(infinitime.not_advertising(target)) from exc
@@ -87,37 +92,22 @@ async def connect_band(
         BandKind.BANGLE: bangle.BangleBand,
         BandKind.HR_STRAP: strap.StrapBand,
     }
-    link = LinkOptions(
-        backend=backend, clock=clock, scan_timeout=scan_timeout, reconnect_for=reconnect_for
-    )
     if kind is BandKind.COMPANION:
         return companion.CompanionKindBand(target, pair=pair, **link)
     return classes[kind](target, **link)
 
 
 async def connect_for_session(
-    target: str,
-    *,
-    kind: BandKind | None = None,
-    backend: BleakBackend | None = None,
-    clock: Clock | None = None,
-    scan_timeout: float = 10.0,
-    reconnect_for: float = 300.0,
+    target: str, *, kind: BandKind | None = None, **link: Unpack[LinkOptions]
 ) -> Band | HostTimedBand:
     """The band a :class:`~companion.session.Session` drives for ``target``, not yet connected.
 
     A companion band is the :class:`~companion.band.Band` itself (it times its
     own cues); any other kind is wrapped in a :class:`HostTimedBand`, so this
-    host fires the cues. ``kind`` forces a kind instead of finding it out.
+    host fires the cues. ``kind`` forces a kind instead of finding it out;
+    ``link`` is :func:`connect_band`'s.
     """
-    band = await connect_band(
-        target,
-        kind=kind,
-        backend=backend,
-        clock=clock,
-        scan_timeout=scan_timeout,
-        reconnect_for=reconnect_for,
-    )
+    band = await connect_band(target, kind=kind, **link)
     if isinstance(band, companion.CompanionKindBand):
         return band.band
     return HostTimedBand(band)
