@@ -658,6 +658,14 @@ def _record_stop(store: Store, session_id: str, band_id: str, t: float) -> None:
 @click.option("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one).")
 @click.option("--bands", type=click.IntRange(1, 50), default=1, show_default=True)
 @click.option("--name", default="Companion", show_default=True, help="Advertised name.")
+@click.option(
+    "--first-serial",
+    type=click.IntRange(1, 9000),
+    default=1,
+    show_default=True,
+    help="The first band's serial number (SIM0001): give servers run side by side different "
+    "ones, as a serial is a band's identity to a host.",
+)
 @click.option("--drift-ppm", type=float, default=0.0, help="Band clock drift to simulate.")
 @click.option(
     "--speed",
@@ -673,7 +681,13 @@ def _record_stop(store: Store, session_id: str, band_id: str, t: float) -> None:
     "MITM protection: anyone who reaches the port and claims a display pairs.",
 )
 def sim(
-    port: int, bands: int, name: str, drift_ppm: float, speed: float, auto_confirm: bool
+    port: int,
+    bands: int,
+    name: str,
+    first_serial: int,
+    drift_ppm: float,
+    speed: float,
+    auto_confirm: bool,
 ) -> None:
     """Run virtual bands in this process, for scripts in other processes.
 
@@ -718,6 +732,7 @@ def sim(
             confirmation=confirmation,
             ask_wearer=ask,
             ready=ready,
+            first_serial=first_serial,
         )
     )
 
@@ -956,13 +971,14 @@ def ha_remove(band_id: str, mqtt_url: str, ca_file: Path | None) -> None:
 
 
 @main.command("class")
-@click.argument("plan", default="back-5")
+@click.argument("plan", required=False)
 @click.option(
     "--band",
     "targets",
     multiple=True,
     metavar="ADDRESS",
-    help="A participant's band (address or name); give --band once per band.",
+    help="A participant's band (address or name; sim://127.0.0.1:PORT/NAME for `companion "
+    "sim`'s bands); give --band once per band.",
 )
 @click.option(
     "--sim",
@@ -987,78 +1003,278 @@ def ha_remove(band_id: str, mqtt_url: str, ca_file: Path | None) -> None:
     type=click.FloatRange(min=0.1, max=_MAX_SPEED),
     default=1.0,
     show_default=True,
-    help="With --sim: run the class this many times faster (a demo; at most 100).",
+    help="With --sim on one host: run the class this many times faster (a demo; at most 100).",
 )
+@click.option(
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    help="Run the class across several hosts through this MQTT broker (mqtt://[user:pw@]host"
+    "[:port] or mqtts://...): this host coordinates unless it --join's.",
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--host",
+    "host_name",
+    metavar="NAME",
+    help="This host's name in the class [default: its hostname].",
+)
+@click.option(
+    "--hosts",
+    "other_hosts",
+    metavar="NAME,NAME",
+    default="",
+    help="Coordinator: the other hosts to wait for (their --host names), comma-separated.",
+)
+@click.option(
+    "--class-id",
+    metavar="ID",
+    help="Coordinator: the class's id on the broker [default: a new random one]; pick one "
+    "(say monday-6pm) to start the other hosts first.",
+)
+@click.option(
+    "--join", "join_id", metavar="ID", help="Take part in class ID, coordinated elsewhere."
+)
+@click.option(
+    "--max-host-offset-ms",
+    type=click.FloatRange(min=0.1),
+    default=2.5,
+    show_default=True,
+    help="Coordinator: refuse to start when a host's clock is surely further off its own.",
+)
+@click.option("--screen", is_flag=True, help="Serve the class screen (a page for the studio's TV).")
+@click.option(
+    "--screen-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Where the screen listens; 0.0.0.0 shows every participant's heart rate to the LAN.",
+)
+@click.option("--screen-port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Session database.")
 def class_(
-    plan: str,
+    plan: str | None,
     targets: tuple[str, ...],
     sim_bands: int | None,
     links: int,
     rounds: int | None,
     speed: float,
+    broker_url: str | None,
+    ca_file: Path | None,
+    host_name: str | None,
+    other_hosts: str,
+    class_id: str | None,
+    join_id: str | None,
+    max_host_offset_ms: float,
+    screen: bool,
+    screen_host: str,
+    screen_port: int,
     db: Path | None,
 ) -> None:
-    """Run PLAN as a group class: every band buzzes each cue at the same instant.
+    """Run PLAN (default back-5) as a group class: every band buzzes each cue at one instant.
 
     Every band gets the plan and one common start; each fires the cues on its
     own clock, kept on the class's instant at every turn. With more bands than
     --links, the bands take turns on the links (a band needs no link to buzz).
-    Each participant's session is recorded in the history. One host: several
-    hosts over MQTT and the class screen are not part of this command yet.
+    Each participant's session is recorded in the history.
+
+    Several hosts (a Pi per corner of the room): start the coordinator with
+    --broker URL --class-id ID --hosts pi-b,pi-c, and on each other host
+    `companion class --join ID --host pi-b --broker URL --band ...`. The start
+    is one UTC instant: keep every host's clock with NTP; the coordinator
+    measures each host's offset over the broker and refuses one that is off.
     """
-    from .group import ClassEnded, ClassStarted, GroupClass, ParticipantJoined, ParticipantStopped
+    from .group import ClassEnded, GroupClass
 
     if bool(targets) == bool(sim_bands):
         raise click.UsageError("give the bands with --band ADDRESS (once per band), or --sim N")
-    if speed != 1.0 and not sim_bands:
-        raise click.UsageError("--speed only applies to virtual bands (--sim N)")
-    try:
-        workout = resolve_plan(plan, rounds)
-    except CompanionError as exc:
-        _fail(str(exc))
+    if speed != 1.0 and (not sim_bands or broker_url):
+        raise click.UsageError(
+            "--speed only applies to virtual bands (--sim N) on one host: hosts share real UTC"
+        )
+    if join_id and not broker_url:
+        raise click.UsageError("--join needs the class's broker: --broker mqtt://HOST:PORT")
+    if join_id and (plan or rounds or other_hosts or class_id):
+        raise click.UsageError(
+            "a host that --join's gets the plan, rounds and hosts from the coordinator: "
+            "give PLAN, --rounds, --hosts and --class-id there"
+        )
+    if (other_hosts or class_id) and not broker_url:
+        raise click.UsageError("--hosts and --class-id are for a class across hosts: add --broker")
+    workout = None
+    if not join_id:
+        try:
+            workout = resolve_plan(plan or "back-5", rounds)
+        except CompanionError as exc:
+            _fail(str(exc))
+    expected = tuple(h.strip() for h in other_hosts.split(",") if h.strip())
+    me = host_name or _host_name()
 
     async def go() -> None:
         clock = LoopClock(speed)
         async with contextlib.AsyncExitStack() as stack:
             store = stack.enter_context(_store(db))
-            backend: BleakBackend | None = None
-            addresses = list(targets)
-            if sim_bands:
-                world = await stack.enter_async_context(_class_world(sim_bands, clock))
-                backend, addresses = world.backend, [b.address for b in world.bands]
+            backend, addresses = await _class_bands(stack, targets, sim_bands, clock)
+            place = None
+            chosen = workout
+            if broker_url:
+                place = await _class_place(
+                    stack, broker_url, ca_file, me, join_id, class_id, expected
+                )
+                if place.announced is not None:
+                    chosen = place.announced.plan
+            assert chosen is not None
             group = GroupClass(
-                workout, addresses, backend=backend, clock=clock, store=store, links=links
+                chosen,
+                addresses,
+                backend=backend,
+                clock=clock,
+                store=store,
+                links=links,
+                class_id=place.class_id if place else class_id,
             )
+            host = place.host(group, max_host_offset_ms) if place else None
+            source = host or group
             console.print(
-                f"class {group.class_id}: {workout.name} on {len(addresses)} bands, "
-                f"{links} links" + (" (the bands take turns)" if group.rotating else "")
+                f"class {group.class_id}: {chosen.name} on {len(addresses)} bands here, "
+                f"{links} links" + (" (the bands take turns)" if group.rotating else ""),
+                highlight=False,
             )
-            runner = asyncio.create_task(group.run())
+            if host is not None:
+                console.print(_class_hosts_line(host, expected, join_id), highlight=False)
+            if screen:
+                from .screen import ClassScreen
+
+                shown = await stack.enter_async_context(
+                    ClassScreen(source, screen_host, screen_port)
+                )
+                console.print(f"class screen at {shown.url}", highlight=False)
+            runner = asyncio.create_task(host.run() if host else group.run())
+            lines = _ClassLines()
             async for event in group.events():
-                line = _class_line(event, clock.now())
+                line = lines.line(event, clock.now())
                 if line:
                     console.print(line, highlight=False)
                 if isinstance(event, ClassEnded):
                     break
-            final = await runner
-            table = Table("band", "phase", "bpm", "zone", "battery", "cues", "missed", "error ms")
-            for p in final.participants:
-                table.add_row(
-                    p.name,
-                    p.phase.value,
-                    "-" if p.heart_rate is None else str(p.heart_rate),
-                    str(int(p.zone)),
-                    "-" if p.battery is None else f"{p.battery} %",
-                    str(p.cues_fired),
-                    str(p.cues_missed),
-                    "-" if p.last_cue_error_ms is None else f"{p.last_cue_error_ms:+.1f}",
-                )
-            console.print(table)
+            console.print(_class_table(await runner))
 
-    steps_of: list[str] = []  # the band whose steps are shown (all bands share them)
+    _run_async(go)
 
-    def _class_line(event: object, now: float) -> str:
+
+def _host_name() -> str:
+    """This machine's name as one topic level (``pi-b`` of ``pi-b.local``)."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_.:-]", "-", socket.gethostname().split(".")[0]).strip("-")
+    return name[:64] or "host"
+
+
+async def _class_bands(
+    stack: contextlib.AsyncExitStack,
+    targets: tuple[str, ...],
+    sim_bands: int | None,
+    clock: LoopClock,
+) -> tuple[BleakBackend | None, list[str]]:
+    """The backend the class's bands are reached through, and their addresses."""
+    if sim_bands:
+        world = await stack.enter_async_context(_class_world(sim_bands, clock))
+        return world.backend, [b.address for b in world.bands]
+    servers = {t[len("sim://") :].partition("/")[0] for t in targets if t.startswith("sim://")}
+    if not servers:
+        return None, list(targets)
+    if len(servers) > 1 or not all(t.startswith("sim://") for t in targets):
+        raise CompanionError(
+            "a class reaches its bands through one adapter: give bands of one `companion sim` "
+            "server (sim://HOST:PORT/NAME each), or real bands, not both"
+        )
+    names, backend = [], None
+    for target in targets:
+        name, backend = _remote_target(target)
+        names.append(name)
+    return backend, names
+
+
+@dataclasses.dataclass
+class _ClassPlace:
+    """This host's place in a class across hosts: its bus, and the class it is in."""
+
+    bus: Any
+    me: str
+    class_id: str
+    coordinator: bool
+    expected: tuple[str, ...]
+    announced: Any = None
+
+    def host(self, group: Any, max_offset_ms: float) -> Any:
+        from .mqtt.class_hosts import ClassHost
+
+        return ClassHost(
+            group,
+            self.bus,
+            host=self.me,
+            coordinator=self.coordinator,
+            expect_hosts=self.expected,
+            max_offset_ms=max_offset_ms,
+            notify=lambda text: errors.print(f"warning: {text}", highlight=False),
+        )
+
+
+async def _class_place(
+    stack: contextlib.AsyncExitStack,
+    url: str,
+    ca_file: Path | None,
+    me: str,
+    join_id: str | None,
+    class_id: str | None,
+    expected: tuple[str, ...],
+) -> _ClassPlace:
+    import uuid
+
+    from .mqtt import BrokerConfig
+    from .mqtt.class_hosts import MqttClassBus, fetch_announcement
+    from .mqtt.class_topics import ClassTopics, HostState, HostStatus, check_name, encode
+
+    chosen = join_id or class_id or uuid.uuid4().hex[:12]
+    try:
+        check_name("the class id", chosen)
+        check_name("this host's name (--host)", me)
+        for other in expected:
+            check_name("a host's name in --hosts", other)
+    except ValueError as exc:
+        raise CompanionError(str(exc)) from None
+    topics = ClassTopics(chosen)
+    will = encode(HostStatus(me, HostState.OFFLINE))
+    bus = await stack.enter_async_context(
+        MqttClassBus(
+            BrokerConfig.from_url(url, ca_file=ca_file),
+            f"companion-class-{chosen}-{me}",
+            will=(topics.host(me), will),
+        )
+    )
+    place = _ClassPlace(bus, me, chosen, join_id is None, expected)
+    if join_id:
+        console.print(f"waiting for class {join_id} on {url}...", highlight=False)
+        place.announced = await fetch_announcement(bus, topics, timeout_s=600.0)
+    return place
+
+
+def _class_hosts_line(host: Any, expected: tuple[str, ...], join_id: str | None) -> str:
+    if join_id:
+        return f"host {host.host} in class {join_id}: the coordinator starts it"
+    if not expected:
+        return f"host {host.host} coordinates the class alone (no --hosts)"
+    return f"host {host.host} coordinates; waiting for {', '.join(expected)} to get ready"
+
+
+class _ClassLines:
+    """The class's progress as terminal lines: its own events, and one band's steps."""
+
+    def __init__(self) -> None:
+        self._steps_of: str | None = None  # every band shares the steps: one shows them
+
+    def line(self, event: object, now: float) -> str:
+        from .group import ClassEnded, ClassStarted, ParticipantJoined, ParticipantStopped
+
         match event:
             case ClassStarted():
                 return f"start in {event.start - now:.1f} s: every band has the same instant"
@@ -1069,14 +1285,28 @@ def class_(
             case ClassEnded():
                 return "class over"
             case SessionEvent(band_id=band_id, event=StepStarted() as step):
-                steps_of[:] = steps_of or [band_id]
-                if band_id == steps_of[0]:
+                self._steps_of = self._steps_of or band_id
+                if band_id == self._steps_of:
                     return f"round {step.round}: {step.name} ({step.duration_s:g} s)"
             case SessionEvent(band_id=band_id, event=SessionDone()):
                 return f"{band_id} done"
         return ""
 
-    _run_async(go)
+
+def _class_table(final: Any) -> Table:
+    table = Table("band", "phase", "bpm", "zone", "battery", "cues", "missed", "error ms")
+    for p in final.participants:
+        table.add_row(
+            p.name,
+            p.phase.value,
+            "-" if p.heart_rate is None else str(p.heart_rate),
+            str(int(p.zone)),
+            "-" if p.battery is None else f"{p.battery} %",
+            str(p.cues_fired),
+            str(p.cues_missed),
+            "-" if p.last_cue_error_ms is None else f"{p.last_cue_error_ms:+.1f}",
+        )
+    return table
 
 
 @contextlib.asynccontextmanager

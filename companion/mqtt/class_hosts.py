@@ -84,6 +84,7 @@ DEFAULT_MAX_OFFSET_MS: Final = 2.5  # two hosts each this far off keep a 5 ms sp
 _TIME_SAMPLES: Final = 16
 _TIME_ANSWER_S: Final = 1.0
 _PUBLISH_EVERY_S: Final = 1.0
+_FINISH_WAIT_S: Final = 60.0  # the other hosts' last turns after this one's class ended
 _BROKER_MARGIN_S: Final = 1.0  # the start message's way to every host, and their first await
 
 
@@ -321,25 +322,27 @@ class ClassHost:
             asyncio.create_task(self._publish_now_and_then(), name="class-state"),
         ]
         try:
-            final = await self.group.run(start=self._start_at)
-        except ClassHostError as exc:
-            await self._status(HostState.REFUSED, note=str(exc))
-            raise
+            try:
+                final = await self.group.run(start=self._start_at)
+            except ClassHostError as exc:
+                await self._status(HostState.REFUSED, note=str(exc))
+                raise
+            # Participants first: whoever reads "done" has this host's last word on them.
+            await self._publish_participants()
+            await self._status(HostState.DONE)
+            if self.coordinator:
+                await self._wait_for_the_others()
+                state = json.dumps(snapshot_to_json(self.snapshot())).encode()
+                await self.bus.publish(topics.state, state, retain=True)
+                # A finished class is not there to join: its announcement and start go.
+                await self.bus.publish(topics.start, b"", retain=True)
+                await self.bus.publish(topics.announce, b"", retain=True)
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._status(HostState.DONE)
-        await self._publish_participants()
-        if self.coordinator:
-            await self.bus.publish(
-                topics.state, json.dumps(snapshot_to_json(self.snapshot())).encode(), retain=True
-            )
-            # A finished class is not there to join: its announcement and start go.
-            await self.bus.publish(topics.start, b"", retain=True)
-            await self.bus.publish(topics.announce, b"", retain=True)
         return with_participants(final, self.snapshot().participants[len(final.participants) :])
 
     async def _start_at(self, prepared_in_s: float) -> float:
@@ -437,6 +440,21 @@ class ClassHost:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await self._changed.wait()
+
+    async def _wait_for_the_others(self) -> None:
+        """Until every other host is done (or gone), so the class's last state has them all."""
+        over = (HostState.DONE, HostState.OFFLINE, HostState.REFUSED)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_FINISH_WAIT_S):
+                while not all(self._state_of(h) in over for h in self.expect_hosts):
+                    self._changed.clear()
+                    await self._changed.wait()
+        late = [h for h in self.expect_hosts if self._state_of(h) not in over]
+        if late:
+            self._notify(
+                f"host {', '.join(late)} had not finished {_FINISH_WAIT_S:g} s after this one: "
+                "its participants are shown as last heard"
+            )
 
     def _state_of(self, host: str) -> HostState | None:
         status = self.statuses.get(host)

@@ -1,0 +1,143 @@
+"""One class across two host processes and two band servers, sharing one real mosquitto.
+
+Real time, as four separate processes would run in a gym: ``companion sim``
+serves three bands for each host; the coordinator (``--hosts pi-b``) and the
+other host (``--join``) meet on the broker. What the broker carried is read
+back by a subscriber of this test: the class's state, both hosts' participants,
+every band's session events. The timing itself (the spread across bands) is
+measured in virtual time by ``test_hosts.py`` and ``benchmarks/class.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+
+import firmware_protocol as fp
+from companion.plan import resolve_plan
+from tests.lines import OutputLines
+from tests.mqtt.conftest import Mosquitto, mosquitto  # noqa: F401  (the fixture)
+
+PLAN_TOML = """
+name = "duo"
+countdown = 1
+[[steps]]
+name = "Squat"
+duration = 4
+[[steps]]
+name = "Lunge"
+duration = 4
+"""
+_LINE_TIMEOUT_S = 60.0
+
+
+def _companion(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "companion", *(str(a) for a in args)]
+
+
+@contextlib.contextmanager
+def _band_server(first_serial: int) -> Iterator[str]:
+    command = _companion("sim", "--port", "0", "--bands", "3", "--auto-confirm")
+    command += ["--first-serial", str(first_serial)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            line = OutputLines(server).next(_LINE_TIMEOUT_S)
+            url = re.search(r"sim://127\.0\.0\.1:\d+", line)
+            assert url is not None, line
+            yield url.group(0)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=10)
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _bands(url: str) -> list[str]:
+    return [arg for i in (1, 2, 3) for arg in ("--band", f"{url}/Companion{i}")]
+
+
+async def _listen(broker: str, into: dict[str, list[bytes]], ready: asyncio.Event) -> None:
+    async with aiomqtt.Client("127.0.0.1", int(broker.rsplit(":", 1)[1])) as client:
+        await client.subscribe("companion/class/gym-1/#")
+        ready.set()
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            into.setdefault(message.topic.value, []).append(message.payload)
+
+
+async def test_two_host_processes_run_one_class_through_mosquitto(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    plan = tmp_path / "duo.toml"
+    plan.write_text(PLAN_TOML)
+    cue_ids = [c.cue_id for c in fp.build_timeline(resolve_plan(str(plan)).to_wire()).cues]
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    heard: dict[str, list[bytes]] = {}
+    subscribed = asyncio.Event()
+    listener = asyncio.create_task(_listen(broker, heard, subscribed))
+    await subscribed.wait()
+    with _band_server(1) as left, _band_server(101) as right:
+        joining = _companion(
+            "class", "--join", "gym-1", "--host", "pi-b", "--broker", broker, "--links", "2"
+        )
+        joining += [*_bands(right), "--db", str(tmp_path / "b.sqlite3")]
+        leading = _companion(
+            "class", plan, "--class-id", "gym-1", "--host", "pi-a", "--hosts", "pi-b"
+        )
+        leading += ["--broker", broker, "--links", "2", *_bands(left)]
+        leading += ["--db", str(tmp_path / "a.sqlite3")]
+        follower = await asyncio.to_thread(_start, joining)
+        coordinator = await asyncio.to_thread(_start, leading)
+        following = OutputLines(follower)  # read to the end: its pipe never fills
+        try:
+            lines = await asyncio.to_thread(OutputLines(coordinator).until, "class over", 120)
+            said = "".join(lines)
+            assert "waiting for pi-b to get ready" in said
+            assert "every band has the same instant" in said
+            assert await asyncio.to_thread(coordinator.wait, 30) == 0, said
+            assert await asyncio.to_thread(follower.wait, 60) == 0
+            joined = "".join(await asyncio.to_thread(following.until, "class over", 10))
+            assert "host pi-b in class gym-1: the coordinator starts it" in joined
+        finally:
+            for process in (coordinator, follower):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    await asyncio.sleep(0.5)  # the last messages' way to the subscriber
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    state = json.loads(heard["companion/class/gym-1/state"][-1])
+    assert state["phase"] == "done"
+    assert len(state["participants"]) == 6  # three bands on each host, on one screen
+    assert {p["phase"] for p in state["participants"]} == {"done"}
+    assert {p["cues_fired"] for p in state["participants"]} == {len(cue_ids)}
+    assert {p["cues_missed"] for p in state["participants"]} == {0}
+    hosts = {
+        t: json.loads(p[-1])["state"] for t, p in heard.items() if re.fullmatch(r".*/hosts/pi-.", t)
+    }
+    assert hosts == {
+        "companion/class/gym-1/hosts/pi-a": "done",
+        "companion/class/gym-1/hosts/pi-b": "done",
+    }
+    band_topics = [t for t in heard if "/band/" in t]
+    assert len(band_topics) == 6
+    for topic in band_topics:
+        fired = [
+            json.loads(p)["cue_id"]
+            for p in heard[topic]
+            if json.loads(p)["type"] == "cue_fired" and json.loads(p)["cue_id"] != fp.STOPPED_CUE_ID
+        ]
+        assert sorted(set(fired)) == sorted(cue_ids), topic
