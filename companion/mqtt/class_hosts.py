@@ -67,6 +67,7 @@ from .class_topics import (
     with_participants,
 )
 from .config import BrokerConfig
+from .discovery import class_discovery_payload, class_discovery_topic
 from .topics import event_payload, parse_command
 
 __all__ = [
@@ -226,8 +227,9 @@ def _event_payload(event: object) -> bytes:
 class ClassHost:
     """This host's part of a class across hosts: ``await ClassHost(group, bus, …).run()``.
 
-    The coordinator (``coordinator=True``) announces ``group``'s plan and waits for
-    ``expect_hosts`` (other hosts' names); the others follow it. ``utc`` is this
+    The coordinator (``coordinator=True``) announces ``group``'s plan (and, with
+    ``discovery``, the class to Home Assistant) and waits for ``expect_hosts`` (other
+    hosts' names); the others follow it. ``utc`` is this
     host's UTC clock (seconds): the system's, or a test's.
     """
 
@@ -244,6 +246,7 @@ class ClassHost:
         max_offset_ms: float = DEFAULT_MAX_OFFSET_MS,
         ready_timeout_s: float = 180.0,
         notify: Callable[[str], None] | None = None,
+        discovery: bool = True,
     ) -> None:
         if host in expect_hosts:
             raise ClassHostError(f"host {host!r} is this host: --host NAME names the others")
@@ -256,6 +259,7 @@ class ClassHost:
         self.utc = utc
         self.max_offset_ms = max_offset_ms
         self.ready_timeout_s = ready_timeout_s
+        self.discovery = discovery
         self._notify = notify or (lambda text: logger.warning("%s", text))
         self.statuses: dict[str, HostStatus] = {}
         self._remote: dict[str, tuple[tuple[ParticipantSnapshot, ...], float]] = {}
@@ -315,6 +319,12 @@ class ClassHost:
                 encode(ClassAnnouncement(topics.class_id, self.host, self.group.plan)),
                 retain=True,
             )
+            if self.discovery:
+                await self.bus.publish(
+                    class_discovery_topic(topics.class_id),
+                    class_discovery_payload(topics.class_id, self.group.plan.title, topics),
+                    retain=True,
+                )
         await self._status(HostState.PREPARING)
         tasks = [
             asyncio.create_task(self._listen(), name="class-bus"),

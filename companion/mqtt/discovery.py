@@ -18,9 +18,16 @@ from typing import Any, Final
 from .. import __version__
 from ..kinds import CAPABILITIES, Capabilities
 from ..state import CueMode, DeviceInfo, SessionPhase
+from .class_topics import ClassTopics
 from .topics import COMMANDS, OFFLINE, ONLINE, Topics
 
-__all__ = ["DISCOVERY_ROOT", "discovery_payload", "discovery_topic"]
+__all__ = [
+    "DISCOVERY_ROOT",
+    "class_discovery_payload",
+    "class_discovery_topic",
+    "discovery_payload",
+    "discovery_topic",
+]
 
 DISCOVERY_ROOT: Final = "homeassistant"
 _QOS: Final = 1  # not inherited from the device level: set on each component
@@ -101,16 +108,23 @@ def _components(band_id: str, topics: Topics, features: Capabilities) -> dict[st
         for command in COMMANDS
         if command != "skip"
     ]
-    components: dict[str, dict[str, Any]] = {}
-    for component in sensors + buttons:
+    return _keyed(sensors + buttons, f"companion_{band_id}", topics.state)
+
+
+def _keyed(
+    components: list[dict[str, Any]], unique: str, state_topic: str
+) -> dict[str, dict[str, Any]]:
+    """The components by key, each with its ids, QoS and (but buttons) the state topic."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for component in components:
         key = component.pop("_key")
-        component["unique_id"] = f"companion_{band_id}_{key}"
-        component["default_entity_id"] = f"{component['p']}.companion_{band_id}_{key}"
+        component["unique_id"] = f"{unique}_{key}"
+        component["default_entity_id"] = f"{component['p']}.{unique}_{key}"
         component["qos"] = _QOS
         if component["p"] != "button":
-            component["state_topic"] = topics.state
-        components[key] = component
-    return components
+            component["state_topic"] = state_topic
+        keyed[key] = component
+    return keyed
 
 
 def discovery_payload(device: DeviceInfo, topics: Topics) -> bytes:
@@ -134,5 +148,72 @@ def discovery_payload(device: DeviceInfo, topics: Topics) -> bytes:
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
         "cmps": _components(band_id, topics, CAPABILITIES[device.kind]),
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def class_discovery_topic(class_id: str, root: str = DISCOVERY_ROOT) -> str:
+    """A class's retained config topic; an empty retained payload there removes it."""
+    return f"{root}/device/companion_class_{class_id}/config"
+
+
+def class_discovery_payload(class_id: str, title: str, topics: ClassTopics) -> bytes:
+    """The device discovery message for a class (retain it): its state, the exercise
+    and what comes next, the round, the time left, the participants, and buttons that
+    pause, resume, skip and stop it on every host.
+
+    Every entity reads the class's retained ``state`` (the class screen's JSON);
+    the participants sensor counts them and lists each one's name, bpm and zone
+    as attributes.
+    """
+    unique = f"companion_class_{class_id}"
+    sensors = [
+        _sensor(
+            "state",
+            "Class state",
+            "{{ value_json.phase }}",
+            device_class="enum",
+            options=[phase.value for phase in SessionPhase],
+        ),
+        _sensor("exercise", "Exercise", "{{ value_json.exercise }}", icon="mdi:run"),
+        _sensor("next", "Next exercise", "{{ value_json.next_exercise }}", icon="mdi:skip-next"),
+        _sensor("round", "Round", "{{ value_json.round }}", icon="mdi:repeat"),
+        _sensor(
+            "time_left",
+            "Time left",
+            "{{ value_json.step_remaining_s | round(0) }}",
+            device_class="duration",
+            unit_of_measurement="s",
+        ),
+        _sensor(
+            "participants",
+            "Participants",
+            "{{ value_json.participants | length }}",
+            icon="mdi:account-group",
+            state_class="measurement",
+            json_attributes_topic=topics.state,
+            json_attributes_template=(
+                "{{ {'participants': value_json.participants | map(attribute='name') | list,"
+                " 'heart_rates': value_json.participants | map(attribute='heart_rate') | list,"
+                " 'zones': value_json.participants | map(attribute='zone') | list} | tojson }}"
+            ),
+        ),
+    ]
+    buttons = [
+        {
+            "p": "button",
+            "name": command.capitalize(),
+            "command_topic": topics.cmd,
+            "payload_press": command,
+            "_key": command,
+        }
+        for command in COMMANDS
+        if command != "start"  # a class starts when every host is ready
+    ]
+    components = _keyed(sensors + buttons, unique, topics.state)
+    payload = {
+        "dev": {"ids": [unique], "name": f"Class {title}", "mf": "companion", "mdl": "Group class"},
+        "o": {"name": "companion", "sw": __version__},
+        "cmps": components,
     }
     return json.dumps(payload, separators=(",", ":")).encode()

@@ -20,9 +20,10 @@ from companion.clock import LoopClock
 from companion.group import ClassStarted, GroupClass
 from companion.mqtt.class_hosts import ClassHost, ClassHostError, fetch_announcement
 from companion.mqtt.class_topics import ClassTopics, HostState, parse_host_status
+from companion.mqtt.discovery import class_discovery_topic
 from companion.plan import Plan, Step
 from companion.sim import VirtualWorld
-from companion.state import SessionCommand, SessionPhase
+from companion.state import SessionPhase
 
 from .bus import LoopbackBroker
 from .conftest import add_bands, motor_times, spreads_ms
@@ -108,6 +109,10 @@ async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> N
     assert parse_host_status(broker.retained[topics.host("pi-b")]).state is HostState.DONE
     assert json.loads(broker.retained[topics.state])["phase"] == "done"
     assert topics.announce not in broker.retained  # a finished class is not there to join
+    discovered = json.loads(broker.retained[class_discovery_topic(group.class_id)])
+    assert {"state", "exercise", "participants", "pause", "skip", "stop"} <= set(discovered["cmps"])
+    assert discovered["cmps"]["participants"]["state_topic"] == topics.state
+    assert discovered["cmps"]["pause"]["command_topic"] == topics.cmd
     band_events = [t for t, _ in broker.published if t.startswith(f"{topics.base}/band/")]
     assert {t.split("/")[-2] for t in band_events} == {p.band_id for p in final.participants}
     assert len({p.band_id for p in final.participants}) == 30
@@ -140,9 +145,11 @@ async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> 
                 if isinstance(event, ClassStarted):
                     await clock.sleep_until(event.start + 25)
                     break
-            await coordinator.command(SessionCommand.PAUSE)
+            # Home Assistant's buttons publish on the class's cmd topic.
+            dashboard = broker.bus()
+            await dashboard.publish(ClassTopics(group.class_id).cmd, b"pause")
             await clock.sleep(30)
-            await coordinator.command(SessionCommand.RESUME)
+            await dashboard.publish(ClassTopics(group.class_id).cmd, b'{"command": "resume"}')
             await asyncio.gather(leading, following)
         finally:
             await second.close()
@@ -150,8 +157,14 @@ async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> 
     assert follower.group.elapsed_s() == pytest.approx(group.elapsed_s(), abs=0.01)
     spreads = spreads_ms(bands, CUE_IDS)
     assert max(spreads) <= 5.0
+    timeline = fp.build_timeline(PLAN.to_wire())
+    planned_s = (timeline.cues[-1].offset_us - timeline.cues[0].offset_us) / 1_000_000
     for band in bands:
-        assert sorted(motor_times(band)) == sorted(CUE_IDS)
+        played = motor_times(band)
+        assert sorted(played) == sorted(CUE_IDS)
+        # The 30 s pause is in every band's timeline, whichever host holds it.
+        took = played[CUE_IDS[-1]][0] - played[CUE_IDS[0]][0]
+        assert took == pytest.approx(planned_s + 30, abs=0.5), band.config.name
 
 
 async def test_a_host_whose_clock_is_50_ms_off_is_refused_by_name() -> None:
