@@ -15,11 +15,11 @@ import hashlib
 import logging
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bumble import hci, smp
+from bumble import core, hci, smp
 from bumble.att import ATT_Error, AttributeValueV2, ErrorCode, is_enhanced_bearer
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device, DeviceConfiguration
@@ -174,6 +174,27 @@ class _HeartModel:
         bpm = max(40, round(self._bpm + self._rng.gauss(0, 1.5)))
         rr = round(60 / bpm * 1024 * (1 + self._rng.gauss(0, 0.02)))
         return bpm, (rr,)
+
+
+@contextlib.contextmanager
+def unless_link_gone(log: logging.Logger, what: str) -> Iterator[None]:
+    """Run one step of taking a link down that fails when the link is already gone.
+
+    Stopping advertising, disconnecting or powering off a virtual device whose
+    peer went first makes Bumble raise one of its own errors (each a
+    ``core.BaseBumbleError``): an ``HCI_Error`` for a command the controller
+    refuses, a ``core.ConnectionError`` for a disconnection that failed. Those
+    are logged at debug and passed over; anything else is a fault, logged with
+    its traceback, and the teardown goes on all the same. (No timeout applies
+    to these commands and the controller is in this process, so neither a
+    timeout nor a socket error can come out of them.)
+    """
+    try:
+        yield
+    except core.BaseBumbleError as exc:
+        log.debug("%s: the link was already gone (%r)", what, exc)
+    except Exception:
+        log.exception("%s failed", what)
 
 
 def random_static_address(seed: str) -> str:
@@ -482,14 +503,15 @@ class VirtualBand:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # Switching off finishes whatever state the link is in (a peer gone mid-teardown
-        # makes Bumble raise here); nothing is left to record on a band being closed.
-        with contextlib.suppress(Exception):
+        # Switching off finishes whatever state the link is in: a peer gone mid-teardown
+        # makes Bumble raise here, which is no fault of the band's.
+        name = self.config.name
+        with unless_link_gone(logger, f"{name}: stopping advertising"):
             await self.device.stop_advertising()
         if self._connection is not None:
-            with contextlib.suppress(Exception):
+            with unless_link_gone(logger, f"{name}: disconnecting"):
                 await self._connection.disconnect()
-        with contextlib.suppress(Exception):
+        with unless_link_gone(logger, f"{name}: powering off"):
             await self.device.power_off()
         self._link.remove_controller(self._controller)
         close_engine = getattr(self.protocol, "close", None)
@@ -760,7 +782,7 @@ class VirtualBand:
             asyncio.get_running_loop().create_task(self._disconnect(connection))
 
     async def _disconnect(self, connection: Connection) -> None:
-        with contextlib.suppress(Exception):
+        with unless_link_gone(logger, f"{self.config.name}: dropping the link"):
             await connection.disconnect(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
 
     async def refuse_connections(self, seconds: float) -> None:

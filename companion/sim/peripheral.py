@@ -22,7 +22,7 @@ from bumble.gatt import Characteristic, Service
 from bumble.transport.common import AsyncPipeSink
 
 from ..clock import Clock, LoopClock
-from .band import random_static_address
+from .band import random_static_address, unless_link_gone
 from .controller import SimController, SimLink, enforce_write_properties
 from .quiet import QuietHost
 
@@ -141,12 +141,12 @@ class Peripheral(abc.ABC):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(Exception):
+        with unless_link_gone(logger, f"{self.name}: stopping advertising"):
             await self.device.stop_advertising()
         if self.connection is not None:
-            with contextlib.suppress(Exception):
+            with unless_link_gone(logger, f"{self.name}: disconnecting"):
                 await self.connection.disconnect()
-        with contextlib.suppress(Exception):
+        with unless_link_gone(logger, f"{self.name}: powering off"):
             await self.device.power_off()
         self._link.remove_controller(self._controller)
 
@@ -168,7 +168,7 @@ class Peripheral(abc.ABC):
             self.on_disconnected()
 
     async def _hang_up(self, connection: Connection, reason: int | None = None) -> None:
-        with contextlib.suppress(Exception):
+        with unless_link_gone(logger, f"{self.name}: hanging up"):
             await connection.disconnect(
                 reason or hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR
             )

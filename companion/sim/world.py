@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -16,7 +15,7 @@ from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
 from .backend import SimAdapter
-from .band import VirtualBand, VirtualBandConfig, random_static_address
+from .band import VirtualBand, VirtualBandConfig, random_static_address, unless_link_gone
 from .bangle import BangleConfig, BangleJS
 from .controller import SimController, SimLink
 from .infinitime import InfiniTime, InfiniTimeConfig
@@ -202,7 +201,7 @@ class VirtualWorld(SimAdapter):
             await watch.close()
         self.watches.clear()
         if self._central is not None:
-            with contextlib.suppress(Exception):
+            with unless_link_gone(logger, "the world's central: powering off"):
                 await self._central.power_off()
             if self._central_controller is not None:
                 self.link.remove_controller(self._central_controller)
