@@ -71,6 +71,11 @@ class _Closed:
         self.error = error
 
 
+def _is_event_ack(fragment: bytes) -> bool:
+    peeked = fp.peek_fragment(fragment)
+    return peeked is not None and peeked[0] is fp.MessageType.EVENT_ACK
+
+
 def _band_id(serial: str, address: str) -> str:
     """A stable id that is safe in MQTT topics and Home Assistant ids ([a-zA-Z0-9_-])."""
     raw = serial or address
@@ -637,6 +642,11 @@ class Band:
             return  # while the link is down the state machine retransmits after reconnect
         for fragment in fragments:
             response = self._timesync.write_mode(fragment, confirmed_link=self._control_confirmed)
+            if response and self._control_confirmed and _is_event_ack(fragment):
+                # An acknowledgement is cumulative and idempotent: one lost is made good by
+                # the band's retransmission and the next one, so it needs no write response
+                # (which cost a second inbound packet per heart-rate sample).
+                response = False
             try:
                 await link.write(gatt.CONTROL_CHAR_UUID, fragment, response=response)
                 self._control_confirmed |= response

@@ -346,23 +346,35 @@ class Store:
         recorded before it stays.
         """
         payload = event_to_dict(event.event)
-        self._write(
-            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)",
-            (event.session_id, event.number, event.at.isoformat(), event.type, json.dumps(payload)),
+        row = (
+            event.session_id,
+            event.number,
+            event.at.isoformat(),
+            event.type,
+            json.dumps(payload),
         )
         inner = event.event
-        if isinstance(inner, HeartRate):
-            self._write(
-                "INSERT OR IGNORE INTO hr_samples VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event.session_id,
-                    event.number,
-                    inner.t,
-                    inner.bpm,
-                    json.dumps(list(inner.rr_ms)),
-                    None if inner.contact is None else int(inner.contact),
-                ),
-            )
+        if not isinstance(inner, HeartRate):
+            self._write("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
+            return
+        sample = (
+            event.session_id,
+            event.number,
+            inner.t,
+            inner.bpm,
+            json.dumps(list(inner.rr_ms)),
+            None if inner.contact is None else int(inner.contact),
+        )
+        # Both rows in one transaction: one commit per sample, not two (and never half a sample).
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO hr_samples VALUES (?, ?, ?, ?, ?, ?)", sample
+                )
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, "session history", exc) from exc
 
     def end_session(self, session_id: str, ended_at: datetime, outcome: str) -> None:
         """Record how and when a session ended, even on a disk that has just filled up."""

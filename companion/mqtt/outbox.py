@@ -132,13 +132,21 @@ class Outbox:
         """The broker acknowledged this message."""
         self.ack_many((message_id,))
 
-    def ack_many(self, message_ids: Iterable[int]) -> None:
-        """The broker acknowledged these messages (one transaction for all)."""
+    def ack_many(
+        self, message_ids: Iterable[int], *, prune_older_than_s: float | None = None
+    ) -> None:
+        """The broker acknowledged these messages (one transaction for all).
+
+        With ``prune_older_than_s``, :meth:`prune` runs in the same transaction: a
+        commit is the dear part of a small write, and the relay prunes as it acknowledges.
+        """
         now = self._clock()
         with self._transaction():
             self._db.executemany(
                 "UPDATE outbox SET acked_at = ? WHERE id = ?", ((now, i) for i in message_ids)
             )
+            if prune_older_than_s is not None:
+                self._delete_acked_before(now - prune_older_than_s)
 
     def count(self) -> int:
         """Every row this owner has, acknowledged or not (what pruning keeps flat)."""
@@ -159,9 +167,11 @@ class Outbox:
 
     def prune(self, older_than_s: float) -> int:
         """Forget messages acknowledged more than ``older_than_s`` seconds ago; how many."""
+        return self._delete_acked_before(self._clock() - older_than_s)
+
+    def _delete_acked_before(self, when: float) -> int:
         cursor = self._db.execute(
-            "DELETE FROM outbox WHERE owner = ? AND acked_at < ?",
-            (self.owner, self._clock() - older_than_s),
+            "DELETE FROM outbox WHERE owner = ? AND acked_at < ?", (self.owner, when)
         )
         return cursor.rowcount
 

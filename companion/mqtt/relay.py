@@ -222,6 +222,7 @@ class Relay:
         self._flushing = False
         self._follower_done = False
         self._acks: list[int] = []
+        self._pruned_at = -math.inf  # monotonic time of the last prune of the outbox
         self._commands: asyncio.Queue[SessionCommand] = asyncio.Queue(_COMMANDS_QUEUED)
         self._identifier = f"companion-{session.band_id}-{os.getpid()}"
         self._failure: BaseException | None = None
@@ -475,13 +476,16 @@ class Relay:
             self._state_changed.set()
 
     async def _maintain_outbox(self) -> None:
-        """Prune as we go (keeping the replay window) and checkpoint off the loop's thread."""
+        """Prune when no acknowledgement has (keeping the replay window); checkpoint off-loop."""
         outbox = self._outbox
         assert outbox is not None
         while True:
             await asyncio.sleep(_MAINTAIN_EVERY_S)
             self._flush_acks()
-            outbox.prune(self._replay_window_s)
+            # Acknowledgements prune as they go; this is for a connection with none coming.
+            if time.monotonic() - self._pruned_at >= 2 * _MAINTAIN_EVERY_S:
+                outbox.prune(self._replay_window_s)
+                self._pruned_at = time.monotonic()
             if outbox.needs_checkpoint():
                 await asyncio.to_thread(outbox.checkpoint)
 
@@ -595,7 +599,11 @@ class Relay:
         if not self._acks or self._outbox is None:
             return
         acks, self._acks = self._acks, []
-        self._outbox.ack_many(acks)
+        now = time.monotonic()
+        prune = now - self._pruned_at >= _MAINTAIN_EVERY_S
+        self._outbox.ack_many(acks, prune_older_than_s=self._replay_window_s if prune else None)
+        if prune:
+            self._pruned_at = now
         self._check_idle()
 
     async def _keep_state(self, client: aiomqtt.Client) -> None:
