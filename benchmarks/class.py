@@ -6,11 +6,15 @@ Run from the repository root::
     python benchmarks/class.py --quick      # 10 bands, a shorter plan (under 10 s)
     python benchmarks/class.py --bands 30   # one class size
 
-One host (``hosts`` = 1): several hosts over MQTT are not built yet. Every LE
-packet is delayed by a uniform ``--jitter-ms LOW HIGH`` (default 10-40 ms). Each
-virtual band has its own clock offset (up to a minute) and drift (±50 ppm), and
-the class runs through ``--links`` links (default 5), so with more bands than
-links the bands take turns on the links (companion.group). In virtual time
+``--hosts`` hosts (default 2) share the bands, each with its own adapter and
+``--links`` budget, coordinated as :mod:`companion.mqtt.class_hosts` does (one
+coordinator, one UTC start), through an in-process broker
+(:mod:`companion.mqtt.loopback`: a real broker's sockets cannot run in virtual
+time; the hosts' clocks agree exactly here, so what a host's NTP error adds is
+not in these figures). Every LE packet is delayed by a uniform
+``--jitter-ms LOW HIGH`` (default 10-40 ms). Each virtual band has its own
+clock offset (up to a minute) and drift (±50 ppm); with more bands than links,
+the bands take turns on the links (companion.group). In virtual time
 (a looptime loop): what is measured is the protocol, the estimator and the
 rotation, not this machine's timer wake-ups (benchmarks/cues.py measures that
 floor).
@@ -30,6 +34,7 @@ floor).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
@@ -47,6 +52,9 @@ from bleak import BleakClient, BleakScanner
 import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.group import GroupClass
+from companion.group_state import ClassSnapshot
+from companion.mqtt.class_hosts import ClassHost
+from companion.mqtt.loopback import LoopbackBroker
 from companion.plan import Plan, Step
 from companion.sim import VirtualBand, VirtualWorld, class_band_configs
 from firmware_protocol import gatt
@@ -54,6 +62,7 @@ from firmware_protocol import gatt
 _ALERT_LEVEL_HIGH: Final = b"\x02"
 _BASELINE_LEAD_S: Final = 1.0
 _SETTLE_S: Final = 1.0
+_EPOCH: Final = 1_800_000_000.0  # the hosts' UTC at the virtual clock's origin
 
 
 def bench_plan(quick: bool) -> Plan:
@@ -99,12 +108,13 @@ async def ours(args: argparse.Namespace, count: int) -> dict[str, float]:
     async with VirtualWorld(name=f"class-{count}") as world:
         world.link.set_delay(low / 1000, high / 1000, seed=args.seed + count)
         bands = await add_bands(world, count, clock, args.seed + count)
-        group = GroupClass(
-            plan, [b.address for b in bands], backend=world.backend, clock=clock, links=args.links
-        )
-        final = await group.run()
-        assert group.start_s is not None
-        start = group.start_s
+        # Each host its own adapter (and link budget) on the one link; bands dealt round-robin.
+        adapters = [world, *(world.another_host(f"host-{i}") for i in range(1, args.hosts))]
+        try:
+            final, start = await _run_class(args, plan, clock, adapters, bands)
+        finally:
+            for adapter in adapters[1:]:
+                await adapter.close()
     spreads: list[float] = []
     errors: list[float] = []
     fired = missing = 0
@@ -131,6 +141,46 @@ async def ours(args: argparse.Namespace, count: int) -> dict[str, float]:
         "acknowledged": acknowledged,
         "start_lead_s": start,
     }
+
+
+async def _run_class(
+    args: argparse.Namespace,
+    plan: Plan,
+    clock: LoopClock,
+    adapters: list[VirtualWorld],
+    bands: list[VirtualBand],
+) -> tuple[ClassSnapshot, float]:
+    """One class over ``adapters`` (hosts), coordinated by the first through one broker."""
+    groups = [
+        GroupClass(
+            plan,
+            [b.address for b in bands[index :: len(adapters)]],
+            backend=adapter.backend,
+            clock=clock,
+            links=args.links,
+            class_id="bench",
+        )
+        for index, adapter in enumerate(adapters)
+    ]
+    if len(groups) == 1:
+        final = await groups[0].run()
+    else:
+        broker = LoopbackBroker()
+        names = [f"host-{i}" for i in range(len(groups))]
+        hosts = [
+            ClassHost(
+                group,
+                broker.bus(),
+                host=name,
+                coordinator=index == 0,
+                expect_hosts=tuple(names[1:]) if index == 0 else (),
+                utc=lambda: _EPOCH + clock.now(),
+            )
+            for index, (group, name) in enumerate(zip(groups, names, strict=True))
+        ]
+        final, *_ = await asyncio.gather(*(host.run() for host in hosts))
+    assert groups[0].start_s is not None
+    return final, groups[0].start_s
 
 
 async def baseline(args: argparse.Namespace, count: int) -> dict[str, float]:
@@ -183,7 +233,7 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, object]:
     return {
         "bench": "class",
         "bands": count,
-        "hosts": 1,
+        "hosts": args.hosts,
         "links_per_host": args.links,
         "jitter_ms": list(args.jitter_ms),
         "spread_p99_ms": round(spread, 3),
@@ -204,6 +254,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bands", type=int, nargs="+", help="class sizes [default: 10 30 100]")
     parser.add_argument("--links", type=int, default=5, help="links per host [default: 5]")
+    parser.add_argument(
+        "--hosts", type=int, default=2, help="hosts sharing the class's bands [default: 2]"
+    )
     parser.add_argument("--jitter-ms", type=float, nargs=2, default=(10.0, 40.0))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="10 bands, a short plan")
@@ -236,7 +289,8 @@ def main() -> None:
         loop.close()
     for row in rows:
         print(
-            f"{row['bands']:>4} bands, {row['links_per_host']} links, 1 host: spread p99 "
+            f"{row['bands']:>4} bands, {row['hosts']} hosts of {row['links_per_host']} links: "
+            "spread p99 "
             f"{row['spread_p99_ms']} ms (max {row['spread_max_ms']}), true cue error p99 "
             f"{row['cue_true_p99_ms']} ms; host cueing each band: spread p99 "
             f"{row['baseline_spread_p99_ms']} ms ({row['spread_ratio']}x); "

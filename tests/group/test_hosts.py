@@ -2,7 +2,7 @@
 
 Each host has its own adapter (a central of its own) on one virtual link and
 its own link budget; their messages go through an in-process broker
-(``bus.py``), as virtual time cannot wait on a real broker's sockets. The
+(``companion.mqtt.loopback``), as virtual time cannot wait on a real broker's sockets. The
 same hosts on a real mosquitto: ``test_hosts_on_mosquitto.py``.
 """
 
@@ -21,11 +21,11 @@ from companion.group import ClassStarted, GroupClass
 from companion.mqtt.class_hosts import ClassHost, ClassHostError, fetch_announcement
 from companion.mqtt.class_topics import ClassTopics, HostState, parse_host_status
 from companion.mqtt.discovery import class_discovery_topic
+from companion.mqtt.loopback import LoopbackBroker
 from companion.plan import Plan, Step
 from companion.sim import VirtualWorld
 from companion.state import SessionPhase
 
-from .bus import LoopbackBroker
 from .conftest import add_bands, motor_times, spreads_ms
 
 pytestmark = pytest.mark.looptime

@@ -1,9 +1,11 @@
-"""An in-process broker for classes across hosts in virtual time.
+"""An in-process broker for classes across hosts in one process, in virtual time.
 
-A real broker's sockets do not advance a virtual clock, so the class's
-virtual-time tests route the hosts' messages here: retained messages, MQTT
-wildcards (aiomqtt's own matching), delivery in publish order. The same hosts
-run against a real mosquitto in ``test_hosts_on_mosquitto.py``.
+A real broker's sockets do not advance a virtual clock (a looptime loop), so
+tests and ``benchmarks/class.py`` route several hosts' class messages here:
+retained messages (an empty one clears), MQTT wildcards (aiomqtt's own
+matching), delivery in publish order, at once. It is a
+:class:`~companion.mqtt.class_hosts.ClassBus`, nothing more: no QoS, no
+sessions, no wills. Real hosts use :class:`~companion.mqtt.class_hosts.MqttClassBus`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from collections.abc import AsyncIterator
 
 import aiomqtt
 
+__all__ = ["LoopbackBroker", "LoopbackBus"]
+
 
 class LoopbackBroker:
-    """Retained messages and subscriptions of every :class:`LoopbackBus` made by :meth:`bus`."""
+    """Retained messages and subscriptions of every :class:`LoopbackBus` made by :meth:`bus`.
+
+    ``published`` keeps every message in order, for a test to read back.
+    """
 
     def __init__(self) -> None:
         self.retained: dict[str, bytes] = {}
@@ -23,11 +30,13 @@ class LoopbackBroker:
         self._buses: list[LoopbackBus] = []
 
     def bus(self) -> LoopbackBus:
+        """A new connection (one host's, or a dashboard's)."""
         bus = LoopbackBus(self)
         self._buses.append(bus)
         return bus
 
     def route(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        """Keep (or clear) a retained message and hand it to every matching subscriber."""
         self.published.append((topic, payload))
         if retain:
             if payload:
@@ -48,6 +57,7 @@ class LoopbackBus:
         self._filters: list[str] = []
 
     def wants(self, topic: str) -> bool:
+        """Whether a message on ``topic`` matches one of this connection's subscriptions."""
         return any(aiomqtt.Topic(topic).matches(f) for f in self._filters)
 
     async def publish(
