@@ -1313,21 +1313,9 @@ def _class_table(final: Any) -> Table:
 async def _class_world(count: int, clock: LoopClock) -> AsyncIterator[Any]:
     """``count`` virtual bands, each with its own clock offset (up to a minute) and drift
     (within ±50 ppm, as crystals are)."""
-    import random
+    from .sim import VirtualWorld, class_band_configs
 
-    from .sim import VirtualBandConfig, VirtualWorld
-
-    rng = random.Random(count)
     async with VirtualWorld() as world:
-        for index in range(count):
-            await world.add_band(
-                VirtualBandConfig(
-                    name=f"Class{index:03d}",
-                    serial=f"CLASS{index:03d}",
-                    clock_offset_us=rng.randrange(1_000_000, 60_000_000_000),
-                    drift_ppm=rng.uniform(-50.0, 50.0),
-                    hr_seed=index,
-                    clock=clock,
-                )
-            )
+        for config in class_band_configs(count, seed=count, clock=clock):
+            await world.add_band(config)
         yield world
