@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import sys
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -1113,7 +1114,9 @@ def class_(
         clock = LoopClock(speed)
         async with contextlib.AsyncExitStack() as stack:
             store = stack.enter_context(_store(db))
-            backend, addresses = await _class_bands(stack, targets, sim_bands, clock)
+            # Virtual bands of several hosts must differ: numbered after this host's name.
+            first = zlib.crc32(me.encode()) % 90 * 100 if broker_url else 0
+            backend, addresses = await _class_bands(stack, targets, sim_bands, clock, first)
             place = None
             chosen = workout
             if broker_url:
@@ -1174,10 +1177,11 @@ async def _class_bands(
     targets: tuple[str, ...],
     sim_bands: int | None,
     clock: LoopClock,
+    first_sim: int,
 ) -> tuple[BleakBackend | None, list[str]]:
     """The backend the class's bands are reached through, and their addresses."""
     if sim_bands:
-        world = await stack.enter_async_context(_class_world(sim_bands, clock))
+        world = await stack.enter_async_context(_class_world(sim_bands, clock, first_sim))
         return world.backend, [b.address for b in world.bands]
     servers = {t[len("sim://") :].partition("/")[0] for t in targets if t.startswith("sim://")}
     if not servers:
@@ -1310,12 +1314,12 @@ def _class_table(final: Any) -> Table:
 
 
 @contextlib.asynccontextmanager
-async def _class_world(count: int, clock: LoopClock) -> AsyncIterator[Any]:
-    """``count`` virtual bands, each with its own clock offset (up to a minute) and drift
-    (within ±50 ppm, as crystals are)."""
+async def _class_world(count: int, clock: LoopClock, first: int = 0) -> AsyncIterator[Any]:
+    """``count`` virtual bands (numbered from ``first``), each with its own clock offset (up
+    to a minute) and drift (within ±50 ppm, as crystals are)."""
     from .sim import VirtualWorld, class_band_configs
 
     async with VirtualWorld() as world:
-        for config in class_band_configs(count, seed=count, clock=clock):
+        for config in class_band_configs(count, seed=count, clock=clock, first_serial=first):
             await world.add_band(config)
         yield world

@@ -26,16 +26,18 @@ import firmware_protocol as fp
 from companion.plan import resolve_plan
 from tests.lines import OutputLines
 from tests.mqtt.conftest import Mosquitto, mosquitto  # noqa: F401  (the fixture)
+from tests.screen.browser import Browser, chromium
+from tests.screen.test_browser import TILES_JS
 
 PLAN_TOML = """
 name = "duo"
 countdown = 1
 [[steps]]
 name = "Squat"
-duration = 4
+duration = 8
 [[steps]]
 name = "Lunge"
-duration = 4
+duration = 8
 """
 _LINE_TIMEOUT_S = 60.0
 
@@ -57,6 +59,22 @@ def _band_server(first_serial: int) -> Iterator[str]:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
+
+
+def _screen_during_the_class(url: str, folder: Path) -> list[dict[str, str]]:
+    """The class screen's tiles once both hosts' bands are on it (and a screenshot)."""
+    executable = chromium()
+    assert executable is not None, "the test command installs chromium"
+    with Browser(executable) as browser:
+        browser.goto(url)
+        browser.wait_for(
+            "document.querySelectorAll('#tiles .tile .bpm').length === 6 && [...document"
+            ".querySelectorAll('#tiles .tile .bpm')].every(b => /^[0-9]+$/.test(b.textContent))",
+            timeout_s=30,
+        )
+        browser.screenshot(folder / "class-screen.png")
+        tiles: list[dict[str, str]] = json.loads(browser.evaluate(TILES_JS))
+    return tiles
 
 
 def _start(command: list[str]) -> subprocess.Popen[str]:
@@ -97,13 +115,20 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
             "class", plan, "--class-id", "gym-1", "--host", "pi-a", "--hosts", "pi-b"
         )
         leading += ["--broker", broker, "--links", "2", *_bands(left)]
-        leading += ["--db", str(tmp_path / "a.sqlite3")]
+        leading += ["--db", str(tmp_path / "a.sqlite3"), "--screen", "--screen-port", "0"]
         follower = await asyncio.to_thread(_start, joining)
         coordinator = await asyncio.to_thread(_start, leading)
         following = OutputLines(follower)  # read to the end: its pipe never fills
         try:
-            lines = await asyncio.to_thread(OutputLines(coordinator).until, "class over", 120)
-            said = "".join(lines)
+            output = OutputLines(coordinator)
+            screen_line = (await asyncio.to_thread(output.until, "class screen at", 60))[-1]
+            url = screen_line.split("class screen at ", 1)[1].strip()
+            tiles = await asyncio.to_thread(_screen_during_the_class, url, tmp_path)
+            # The coordinator's screen has every host's participants, live.
+            assert len(tiles) == 6
+            assert all(t["bpm"].isdigit() for t in tiles), tiles
+            await asyncio.to_thread(output.until, "class over", 120)
+            said = "".join(output.seen)
             assert "waiting for pi-b to get ready" in said
             assert "every band has the same instant" in said
             assert await asyncio.to_thread(coordinator.wait, 30) == 0, said
