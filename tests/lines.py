@@ -8,12 +8,17 @@ one line then sees it only when the process prints again, seconds late.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import re
+import signal
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["OutputLines"]
+__all__ = ["OutputLines", "band_server"]
 
 
 class OutputLines:
@@ -65,3 +70,22 @@ class OutputLines:
         while not self._lines.empty():
             chunks.append(self.next(0))
         return "".join(chunks)
+
+
+@contextlib.contextmanager
+def band_server(*options: str, timeout_s: float = 30.0) -> Iterator[str]:
+    """``companion sim --port 0 --auto-confirm OPTIONS`` in its own process: its sim:// URL.
+
+    --auto-confirm: no wearer at this terminal confirms the pairing. Stopped with
+    Ctrl-C (SIGINT) at the end, as a person would.
+    """
+    command = [sys.executable, "-m", "companion", "sim", "--port", "0", "--auto-confirm"]
+    with subprocess.Popen([*command, *options], stdout=subprocess.PIPE, text=True) as server:
+        try:
+            line = OutputLines(server).next(timeout_s)
+            url = re.search(r"sim://127\.0\.0\.1:\d+", line)
+            assert url is not None, line
+            yield url.group(0)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=10)

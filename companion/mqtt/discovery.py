@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from .. import __version__
 from ..kinds import CAPABILITIES, Capabilities
-from ..state import CueMode, DeviceInfo, SessionPhase
+from ..state import CueMode, DeviceInfo, SessionCommand, SessionPhase
 from .class_topics import ClassTopics
 from .topics import COMMANDS, OFFLINE, ONLINE, Topics
 
@@ -97,18 +97,22 @@ def _components(band_id: str, topics: Topics, features: Capabilities) -> dict[st
             "_key": "link",
         },
     ]
-    buttons = [
+    buttons = _buttons([c for c in COMMANDS if c is not SessionCommand.SKIP], topics.cmd)
+    return _keyed(sensors + buttons, f"companion_{band_id}", topics.state)
+
+
+def _buttons(commands: list[SessionCommand], cmd_topic: str) -> list[dict[str, Any]]:
+    """A button per command, each publishing the command's name on ``cmd_topic``."""
+    return [
         {
             "p": "button",
             "name": command.capitalize(),
-            "command_topic": topics.cmd,
+            "command_topic": cmd_topic,
             "payload_press": command,
             "_key": command,
         }
-        for command in COMMANDS
-        if command != "skip"
+        for command in commands
     ]
-    return _keyed(sensors + buttons, f"companion_{band_id}", topics.state)
 
 
 def _keyed(
@@ -199,17 +203,8 @@ def class_discovery_payload(class_id: str, title: str, topics: ClassTopics) -> b
             ),
         ),
     ]
-    buttons = [
-        {
-            "p": "button",
-            "name": command.capitalize(),
-            "command_topic": topics.cmd,
-            "payload_press": command,
-            "_key": command,
-        }
-        for command in COMMANDS
-        if command != "start"  # a class starts when every host is ready
-    ]
+    # A class starts when every host is ready, not on a button.
+    buttons = _buttons([c for c in COMMANDS if c is not SessionCommand.START], topics.cmd)
     components = _keyed(sensors + buttons, unique, topics.state)
     payload = {
         "dev": {"ids": [unique], "name": f"Class {title}", "mf": "companion", "mdl": "Group class"},

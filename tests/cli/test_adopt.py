@@ -35,7 +35,7 @@ from companion.events import (
 )
 from companion.plan import resolve_plan
 from companion.store import Store
-from tests.lines import OutputLines
+from tests.lines import OutputLines, band_server
 
 SPEED = "10"
 PLAN_TOML = """
@@ -74,17 +74,8 @@ def short(tmp_path: Path) -> Path:
 @pytest.fixture
 def band() -> Iterator[str]:
     """``companion sim --speed 10`` in its own process; its sim:// URL."""
-    command = [sys.executable, "-m", "companion", "sim", "--port", "0", "--speed", SPEED]
-    command.append("--auto-confirm")  # no wearer at this terminal to confirm the pairing
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
-        try:
-            line = OutputLines(server).next(_LINE_TIMEOUT_S)
-            url = re.search(r"sim://127\.0\.0\.1:\d+", line)
-            assert url is not None, line
-            yield url.group(0)
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=10)
+    with band_server("--speed", SPEED) as url:
+        yield url
 
 
 def _companion(*args: str | Path) -> list[str]:

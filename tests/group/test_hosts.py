@@ -47,6 +47,25 @@ def _utc(clock: LoopClock, off_s: float = 0.0) -> Callable[[], float]:
     return lambda: EPOCH + clock.now() + off_s
 
 
+def _coordinator(
+    group: GroupClass,
+    broker: LoopbackBroker,
+    clock: LoopClock,
+    *others: str,
+    ready_timeout_s: float = 180.0,
+) -> ClassHost:
+    """Host pi-a, coordinating ``group`` and waiting for ``others``."""
+    return ClassHost(
+        group,
+        broker.bus(),
+        host="pi-a",
+        coordinator=True,
+        expect_hosts=others,
+        utc=_utc(clock),
+        ready_timeout_s=ready_timeout_s,
+    )
+
+
 async def _follower(
     broker: LoopbackBroker,
     world: VirtualWorld,
@@ -81,14 +100,7 @@ async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> N
             group = GroupClass(
                 PLAN, ours, backend=world.backend, clock=clock, links=5, turn_every_s=30.0
             )
-            coordinator = ClassHost(
-                group,
-                broker.bus(),
-                host="pi-a",
-                coordinator=True,
-                expect_hosts=("pi-b",),
-                utc=_utc(clock),
-            )
+            coordinator = _coordinator(group, broker, clock, "pi-b")
             leading = asyncio.create_task(coordinator.run())
             follower = await _follower(broker, second, theirs, clock, group.class_id)
             final, _ = await asyncio.gather(leading, follower.run())
@@ -128,14 +140,7 @@ async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> 
             group = GroupClass(
                 PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock, links=5
             )
-            coordinator = ClassHost(
-                group,
-                broker.bus(),
-                host="pi-a",
-                coordinator=True,
-                expect_hosts=("pi-b",),
-                utc=_utc(clock),
-            )
+            coordinator = _coordinator(group, broker, clock, "pi-b")
             leading = asyncio.create_task(coordinator.run())
             follower = await _follower(
                 broker, second, [b.address for b in bands[2:]], clock, group.class_id
@@ -177,14 +182,7 @@ async def test_a_host_whose_clock_is_50_ms_off_is_refused_by_name() -> None:
             group = GroupClass(
                 PLAN, [bands[0].address], backend=world.backend, clock=clock, links=2
             )
-            coordinator = ClassHost(
-                group,
-                broker.bus(),
-                host="pi-a",
-                coordinator=True,
-                expect_hosts=("pi-b",),
-                utc=_utc(clock),
-            )
+            coordinator = _coordinator(group, broker, clock, "pi-b")
             leading = asyncio.create_task(coordinator.run())
             follower = await _follower(
                 broker, second, [bands[1].address], clock, group.class_id, off_s=-0.050
@@ -206,15 +204,7 @@ async def test_a_host_that_never_gets_ready_is_named_with_the_command_to_run() -
     async with VirtualWorld() as world:
         bands = await add_bands(world, 1)
         group = GroupClass(PLAN, [bands[0].address], backend=world.backend, clock=clock)
-        coordinator = ClassHost(
-            group,
-            broker.bus(),
-            host="pi-a",
-            coordinator=True,
-            expect_hosts=("pi-c",),
-            utc=_utc(clock),
-            ready_timeout_s=30,
-        )
+        coordinator = _coordinator(group, broker, clock, "pi-c", ready_timeout_s=30)
         with pytest.raises(ClassHostError, match=r"host pi-c did not get ready.*--join"):
             await coordinator.run()
 
@@ -226,7 +216,7 @@ async def test_hostile_class_messages_are_dropped_and_the_class_goes_on() -> Non
     async with VirtualWorld() as world:
         bands = await add_bands(world, 1)
         group = GroupClass(short, [bands[0].address], backend=world.backend, clock=clock)
-        coordinator = ClassHost(group, broker.bus(), host="pi-a", coordinator=True, utc=_utc(clock))
+        coordinator = _coordinator(group, broker, clock)
         running = asyncio.create_task(coordinator.run())
         attacker = broker.bus()
         topics = ClassTopics(group.class_id)

@@ -14,17 +14,15 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
 
 import firmware_protocol as fp
 from companion.plan import resolve_plan
-from tests.lines import OutputLines
+from tests.lines import OutputLines, band_server
 from tests.mqtt.conftest import Mosquitto, mosquitto  # noqa: F401  (the fixture)
 from tests.screen.browser import Browser, chromium
 from tests.screen.test_browser import TILES_JS
@@ -44,21 +42,6 @@ _LINE_TIMEOUT_S = 60.0
 
 def _companion(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "companion", *(str(a) for a in args)]
-
-
-@contextlib.contextmanager
-def _band_server(first_serial: int) -> Iterator[str]:
-    command = _companion("sim", "--port", "0", "--bands", "3", "--auto-confirm")
-    command += ["--first-serial", str(first_serial)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
-        try:
-            line = OutputLines(server).next(_LINE_TIMEOUT_S)
-            url = re.search(r"sim://127\.0\.0\.1:\d+", line)
-            assert url is not None, line
-            yield url.group(0)
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=10)
 
 
 def _screen_during_the_class(url: str, folder: Path) -> list[dict[str, str]]:
@@ -106,7 +89,10 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
     subscribed = asyncio.Event()
     listener = asyncio.create_task(_listen(broker, heard, subscribed))
     await subscribed.wait()
-    with _band_server(1) as left, _band_server(101) as right:
+    with (
+        band_server("--bands", "3", "--first-serial", "1") as left,
+        band_server("--bands", "3", "--first-serial", "101") as right,
+    ):
         joining = _companion(
             "class", "--join", "gym-1", "--host", "pi-b", "--broker", broker, "--links", "2"
         )
