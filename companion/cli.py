@@ -1166,10 +1166,9 @@ def class_(
 
 def _host_name() -> str:
     """This machine's name as one topic level (``pi-b`` of ``pi-b.local``)."""
-    import re
+    from .mqtt.class_topics import as_name
 
-    name = re.sub(r"[^A-Za-z0-9_.:-]", "-", socket.gethostname().split(".")[0]).strip("-")
-    return name[:64] or "host"
+    return as_name(socket.gethostname().split(".")[0], "host")
 
 
 async def _class_bands(

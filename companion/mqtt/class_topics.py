@@ -47,6 +47,7 @@ __all__ = [
     "HostStatus",
     "TimeAnswer",
     "TimeAsk",
+    "as_name",
     "check_name",
     "participants_from_payload",
     "participants_payload",
@@ -57,6 +58,7 @@ _MAX_PAYLOAD: Final = 64 * 1024  # a 20-step plan is ~2 KB; 30 participants ~10 
 _MAX_PARTICIPANTS: Final = 500
 _E = TypeVar("_E", bound=enum.Enum)
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_NOT_IN_NAME: Final = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
 class ClassMessageError(ValueError):
@@ -71,6 +73,13 @@ def check_name(what: str, name: str) -> str:
             "or '-', starting with a letter or digit"
         )
     return name
+
+
+def as_name(text: str, fallback: str) -> str:
+    """``text`` made a name :func:`check_name` takes (other characters become ``-``), or
+    ``fallback`` when nothing of it is left."""
+    name = _NOT_IN_NAME.sub("-", text).lstrip("_.:-")[:64].rstrip("-")
+    return name or fallback
 
 
 @dataclass(frozen=True, slots=True)
