@@ -65,7 +65,8 @@ _MAX_SPEED: Final = 100.0
 # No markup: plan names, tips, band names and error messages are the user's text and are
 # shown as written (`Plank [hold]`); styles are given as rich Text, never parsed from strings.
 console = Console(markup=False)
-errors = Console(stderr=True, markup=False)
+# Errors are never wrapped or cut: a path or a command in one can be copied whole.
+errors = Console(stderr=True, markup=False, soft_wrap=True)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -1151,15 +1152,25 @@ def class_(
                     ClassScreen(source, screen_host, screen_port)
                 )
                 console.print(f"class screen at {shown.url}", highlight=False)
+            group.cancel_reason = StopReason.USER  # Ctrl-C or a signal: a person at the host
             runner = asyncio.create_task(host.run() if host else group.run())
             lines = _ClassLines()
-            async for event in group.events():
-                line = lines.line(event, clock.now())
-                if line:
-                    console.print(line, highlight=False)
-                if isinstance(event, ClassEnded):
-                    break
-            console.print(_class_table(await runner))
+            try:
+                async for event in group.events():
+                    line = lines.line(event, clock.now())
+                    if line:
+                        console.print(line, highlight=False)
+                    if isinstance(event, ClassEnded):
+                        break
+                final = await runner
+            except asyncio.CancelledError:
+                # The class stops on every band before the links and the store close.
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError, CompanionError):
+                    await runner
+                console.print(_class_table(group.snapshot()))
+                raise
+            console.print(_class_table(final))
 
     _run_async(go)
 

@@ -90,6 +90,7 @@ _START_MARGIN_S: Final = 2.0
 _FIT_TURNS: Final = 12  # the last turns' estimates a band's clock line is fitted through
 _MAX_DRIFT_PPM: Final = 100.0  # crystals are within 50 ppm: a steeper fit is noise
 _FLUSH_S: Final = 0.1  # before a turn's link closes: the last acknowledgements go out
+_STOP_TURN_S: Final = 5.0  # a last turn's bound (real seconds) when a cancelled class stops
 
 
 class LinkBudgetError(CompanionError):
@@ -275,7 +276,8 @@ class _Seat:
 
     async def _command(self, name: str) -> None:
         band = self.held or self.linked
-        if band is not None and band.link_up:
+        # On the START turn a command waits for the START, which it follows on that turn.
+        if band is not None and band.link_up and (self.held or self.started.is_set()):
             await getattr(band, name)()
             return
         # Not awaited: a band out of range must not hold the whole class's command up.
@@ -397,6 +399,9 @@ class GroupClass:
         self._paused_at: float | None = None
         self._stats: dict[str, tuple[int, int, float | None]] = {}
         self._ended = asyncio.Event()
+        self._hurry = asyncio.Event()  # cancelled: every rotated band's last turn, now
+        self.cancel_reason = StopReason.HOST
+        """What a cancelled class (Ctrl-C at the CLI) records as the bands' stop reason."""
 
     # -- what others read ------------------------------------------------------------------
 
@@ -574,6 +579,10 @@ class GroupClass:
                     self._spawn(self._run_seat(seat))
                 while self._tasks:
                     await asyncio.wait(set(self._tasks))
+            except asyncio.CancelledError:
+                if self.start_s is not None:
+                    await self._stop_when_cancelled()
+                raise
             finally:
                 for task in self._tasks:
                     task.cancel()
@@ -614,6 +623,36 @@ class GroupClass:
         self._publish(joined)
         self._spawn(self._run_seat(seat))
         return joined
+
+    async def _stop_when_cancelled(self) -> None:
+        """A cancelled class stops on every band before it lets go, within a bound, so
+        no band goes on with a workout nobody follows: a held band at once, a rotated
+        band on one last turn taken now (its acknowledgements since its last turn come
+        with it), the links shared as on any turn."""
+        left = [s for s in self._seats if s.session is not None and not s.session.finished]
+        if not left:
+            return
+        rotated = sum(1 for s in left if s.held is None)
+        rounds = math.ceil(rotated / self.links) if rotated else 0
+        bound_s = max(_STOP_TURN_S, (rounds + 1) * (self._turn_s / self.clock.rate + 1.0))
+        logger.warning(
+            "stopping the class on %d bands (at most %.0f s; the links are shared)",
+            len(left),
+            bound_s,
+        )
+        try:
+            async with asyncio.timeout(bound_s):
+                await self.stop(by=self.cancel_reason)
+                self._hurry.set()
+                while self._tasks:
+                    await asyncio.wait(set(self._tasks))
+        except TimeoutError:
+            still = [s.band_id for s in left if s.session is not None and not s.session.finished]
+            logger.warning(
+                "not reached in %.0f s, so still running its workout: %s (it ends on its own)",
+                bound_s,
+                ", ".join(still),
+            )
 
     def _free_slots(self) -> int:
         return self.links - sum(1 for s in self._seats if s.held is not None)
@@ -691,7 +730,7 @@ class GroupClass:
                     if self.clock.now() > give_up:
                         logger.warning("band %s was not heard again: given up", seat.band_id)
                         break
-                    await self.clock.sleep(self.turn_every_s)
+                    await self._until_next_turn()
                     await self.turn(seat)
                 seat.close()
             await runner
@@ -706,6 +745,18 @@ class GroupClass:
                 follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+
+    async def _until_next_turn(self) -> None:
+        """``turn_every_s``, or less when the class is stopping after a cancel."""
+        if self._hurry.is_set():
+            return
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        sleep = asyncio.ensure_future(self.clock.sleep(self.turn_every_s))
+        try:
+            await asyncio.wait({hurry, sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurry.cancel()
+            sleep.cancel()
 
     async def _follow(self, seat: _Seat, session: Session) -> None:
         async for event in session.events():
@@ -762,6 +813,8 @@ class GroupClass:
                 await band.sync_time(_START_SYNC_SAMPLES)
             at = seat.start_s + seat.correction_s(band, seat.start_s)
             await band.start_at(at, session_id=seat.band_session)
+        elif "stop" in seat.pending:
+            pass  # the band's last turn: no timeline to keep
         elif capabilities.session_id == seat.band_session:
             await band.sync_time(_TURN_SYNC_SAMPLES)  # nothing adopted yet: nothing moves
             shift_s = capabilities.session_shift_us / 1_000_000

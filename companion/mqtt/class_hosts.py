@@ -86,6 +86,7 @@ _TIME_SAMPLES: Final = 16
 _TIME_ANSWER_S: Final = 1.0
 _PUBLISH_EVERY_S: Final = 1.0
 _FINISH_WAIT_S: Final = 60.0  # the other hosts' last turns after this one's class ended
+_LEAVE_S: Final = 2.0  # a stopped host's last words on the broker
 _BROKER_MARGIN_S: Final = 1.0  # the start message's way to every host, and their first await
 
 
@@ -267,6 +268,7 @@ class ClassHost:
         self._start: asyncio.Future[ClassStart] | None = None
         self._answers: dict[int, asyncio.Future[tuple[TimeAnswer, int]]] = {}
         self._control_seq = 0
+        self._started = False  # the coordinator published the start
         self._prepared_s = 0.0
         self.offset: fp.ClockEstimate | None = None
 
@@ -332,10 +334,17 @@ class ClassHost:
             asyncio.create_task(self._publish_now_and_then(), name="class-state"),
         ]
         try:
+            # A task, so that a cancel reaches it and this host can tell the others at once.
+            runner = asyncio.ensure_future(self.group.run(start=self._start_at))
             try:
-                final = await self.group.run(start=self._start_at)
+                final = await runner
             except ClassHostError as exc:
                 await self._status(HostState.REFUSED, note=str(exc))
+                raise
+            except asyncio.CancelledError:
+                await self._leave()  # while the class stops on this host's bands
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
                 raise
             # Participants first: whoever reads "done" has this host's last word on them.
             await self._publish_participants()
@@ -354,6 +363,20 @@ class ClassHost:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         return with_participants(final, self.snapshot().participants[len(final.participants) :])
+
+    async def _leave(self) -> None:
+        """Stopped at this host (Ctrl-C): the coordinator stops the class on every host
+        (or, before the start, calls it off); every host says it left, as its will would."""
+        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+            async with asyncio.timeout(_LEAVE_S):
+                if self.coordinator and self._started:
+                    self._control_seq += 1
+                    stop = ClassControl(self._control_seq, SessionCommand.STOP, self.utc())
+                    await self.bus.publish(self.topics.control, encode(stop))
+                elif self.coordinator:
+                    called_off = ClassStart(None, f"the coordinator ({self.host}) was stopped")
+                    await self.bus.publish(self.topics.start, encode(called_off), retain=True)
+                await self._status(HostState.OFFLINE, note="stopped at the host")
 
     async def _start_at(self, prepared_in_s: float) -> float:
         """The group's start hook: agree on the instant with the other hosts."""
@@ -394,6 +417,7 @@ class ClassHost:
         start_utc = (
             self.utc() + self.group.start_lead_s(slowest) + (_BROKER_MARGIN_S if ready else 0)
         )
+        self._started = True
         await self.bus.publish(self.topics.start, encode(ClassStart(start_utc)), retain=True)
         return start_utc
 

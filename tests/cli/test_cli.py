@@ -234,3 +234,26 @@ def test_a_band_server_that_is_not_running_is_a_clear_error(db: Path) -> None:
     result = invoke("run", "--band", f"sim://127.0.0.1:{port}", "--no-mqtt", "--db", db)
     assert result.exit_code == 1
     assert f"start one with `companion sim --port {port}`" in " ".join(result.output.split())
+
+
+def test_ctrl_c_during_a_class_stops_every_band_and_shows_the_table(db: Path) -> None:
+    command = [sys.executable, "-m", "companion", "class", "--sim", "3", "--links", "2"]
+    command += ["--speed", "20", "--rounds", "1", "--db", str(db)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        shown = []
+        for line in process.stdout:
+            shown.append(line)
+            if line.startswith("round 1:"):
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    output = "".join(shown) + rest
+    assert process.returncode == 128 + signal.SIGINT, output
+    rows = [line for line in output.splitlines() if "Class00" in line]
+    assert len(rows) == 3, output
+    assert all("stopped" in row for row in rows), output
+    assert "interrupted" in output
+    assert {r.outcome for r in Store(db).sessions()} == {"stopped: user"}

@@ -211,3 +211,47 @@ async def test_host_timed_bands_that_do_not_fit_the_link_budget_are_refused_by_n
         )
         with pytest.raises(LinkBudgetError, match=watch.address):
             await group.run()
+
+
+async def test_a_cancelled_class_stops_every_band_and_records_why(tmp_path: object) -> None:
+    """Ctrl-C at the host: STOP reaches every band, the rotated ones on a last turn
+    taken at once, before the class lets go; what the bands fired is recorded."""
+    store = Store(f"{tmp_path}/class.sqlite3")
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 7, seed=9)
+        group = GroupClass(
+            PLAN,
+            [b.address for b in bands],
+            backend=world.backend,
+            links=3,
+            store=store,
+            turn_every_s=TURN_EVERY_S,
+        )
+        group.cancel_reason = StopReason.USER
+        runner = asyncio.create_task(group.run())
+        await _class_time(group, 25)
+        cancelled_at = group.clock.now()
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        took_s = group.clock.now() - cancelled_at
+        # Left running, the bands would buzz on: wait past the class's end to see they do not.
+        await group.clock.sleep(PLAN.total_s)
+    # Three rounds of turns on three links, well inside the bound the class gives itself.
+    assert took_s < 20.0
+    for band in bands:
+        played = [a.cue_id for a in band.motor.played if a.cue_id >= 0]
+        assert played[-1] == fp.STOPPED_CUE_ID, band.config.name
+        assert played.count(fp.STOPPED_CUE_ID) == 1
+        assert len(played) < len(CUE_IDS)  # stopped mid-class, not played to the end
+    snapshot = group.snapshot()
+    assert {p.phase for p in snapshot.participants} == {SessionPhase.STOPPED}
+    records = store.sessions()
+    assert len(records) == len(bands)
+    assert {r.outcome for r in records} == {"stopped: user"}
+    by_band = {r.band_id: r for r in records}
+    for band in bands:
+        record = by_band[band.config.serial.lower()]
+        fired = [e.event.cue_id for e in store.events(record.id) if isinstance(e.event, CueFired)]
+        motor = [a.cue_id for a in band.motor.played if a.cue_id >= 0]
+        assert fired == motor  # every cue the band buzzed, acknowledged and kept

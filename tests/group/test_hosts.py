@@ -238,3 +238,39 @@ async def test_hostile_class_messages_are_dropped_and_the_class_goes_on() -> Non
     cue_ids = [c.cue_id for c in fp.build_timeline(short.to_wire()).cues]
     assert sorted(motor_times(bands[0])) == sorted(cue_ids)
     assert final.participants[0].cues_fired == len(cue_ids)
+
+
+async def test_a_coordinator_stopped_mid_class_stops_the_class_on_every_host() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 4)
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(
+                PLAN, [bands[0].address, bands[1].address], backend=world.backend, clock=clock
+            )
+            coordinator = _coordinator(group, broker, clock, "pi-b")
+            leading = asyncio.create_task(coordinator.run())
+            follower = await _follower(
+                broker, second, [bands[2].address, bands[3].address], clock, group.class_id
+            )
+            following = asyncio.create_task(follower.run())
+            async for event in group.events():
+                if isinstance(event, ClassStarted):
+                    await clock.sleep_until(event.start + 25)
+                    break
+            leading.cancel()  # Ctrl-C on the coordinating host
+            with pytest.raises(asyncio.CancelledError):
+                await leading
+            final = await following  # the other host's class ends: its bands were stopped
+        finally:
+            await second.close()
+    for band in bands:
+        played = [a.cue_id for a in band.motor.played if a.cue_id >= 0]
+        assert played[-1] == fp.STOPPED_CUE_ID, band.config.name
+        assert len(played) < len(CUE_IDS)
+    assert {p.phase for p in final.participants} == {SessionPhase.STOPPED}
+    status = parse_host_status(broker.retained[ClassTopics(group.class_id).host("pi-a")])
+    assert status.state is HostState.OFFLINE
+    assert status.note == "stopped at the host"
