@@ -54,4 +54,5 @@ echo "== ruff"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# One worker per core (-n 0 after it runs the suite in this process, e.g. to debug).
+.venv/bin/python -m pytest -n auto "$@"
