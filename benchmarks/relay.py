@@ -26,7 +26,15 @@ work and the broker.
    heart rate a raw aiomqtt client publishes with the relay's own message mix
    (``hr`` QoS 0, ``event`` QoS 1, retained ``state`` once a second, the same
    JSON). ``overhead_ratio`` is relay p99 / raw p99.
-2. **ramp**: more and more relayed bands, connected concurrently, until the
+2. **what a band-second costs**: the ramp's first bands, measured three ways
+   in turn over windows of the same length: bare ``Band``s whose heart rate is
+   received and dropped (``floor_cpu_ms_per_band_s``: the pure-Python
+   Bluetooth host stack, which on real hardware is the OS's work, not this
+   process's), the same bands published by raw aiomqtt clients
+   (``raw_cpu_ms_per_band_s``), then followed by sessions and relayed (the
+   ramp's first step, ``relay_cpu_ms_per_band_s``);
+   ``relay_own_cpu_ms_per_band_s`` is relay minus floor.
+3. **ramp**: more and more relayed bands, connected concurrently, until the
    p99 passes 100 ms (``bands_at_100ms`` is the largest count that passed) or
    the time budget ends (``ramp_capped_by`` says which). At each step the
    host's CPU time (this process only: the bands run elsewhere) per band per
@@ -356,6 +364,8 @@ class Host:
         self.sessions: list[Session] = []
         self.bands: list[Band] = []
         self.failed = 0  # bands that did not connect (reported, not fatal: a loaded machine)
+        self._bare: dict[Band, tuple[SimServer, asyncio.Task[None]]] = {}
+        self._raw_tasks: dict[Band, tuple[SimServer, asyncio.Task[None]]] = {}
         self._connecting = asyncio.Semaphore(_CONNECTS_AT_ONCE)
 
     def _backend(self, server: SimServer) -> Any:
@@ -372,7 +382,9 @@ class Host:
         return band
 
     async def add_relayed(self, server: SimServer, name: str) -> None:
-        band = await self._connect(server, name)
+        await self._relay(server, await self._connect(server, name))
+
+    async def _relay(self, server: SimServer, band: Band) -> None:
         session = Session(band, _steady_plan(), store=self.store)
         relay = Relay(
             session,
@@ -392,6 +404,54 @@ class Host:
         self.tasks.append(task)
         self.raw += 1
         return task
+
+    async def add_bare(self, server: SimServer, name: str) -> None:
+        """The stack floor: a band connected and synced whose heart rate is only read."""
+        band = await self._connect(server, name)
+        await band.sync_time()
+        task = asyncio.create_task(self._read_bare(band))
+        self._bare[band] = (server, task)
+        self.tasks.append(task)
+
+    @staticmethod
+    async def _read_bare(band: Band) -> None:
+        async for _event in band.events():
+            pass  # received, then dropped: nothing published, nothing stored
+
+    async def _take_bare(self) -> list[tuple[SimServer, Band]]:
+        """The bare bands, their readers stopped (the band's event stream stays open)."""
+        taken = [(server, band) for band, (server, _task) in self._bare.items()]
+        tasks = [task for _server, task in self._bare.values()]
+        self._bare.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return taken
+
+    async def bare_to_raw(self) -> None:
+        """The same bands, their heart rate now published by raw aiomqtt clients."""
+        for server, band in await self._take_bare():
+            task = asyncio.create_task(
+                self._publish_raw(band, f"raw-s{server.index}-{band.band_id}")
+            )
+            self._raw_tasks[band] = (server, task)
+            self.tasks.append(task)
+            self.raw += 1
+
+    async def raw_to_relayed(self) -> None:
+        """The same bands again, now each followed by a Session and relayed by a Relay."""
+        tasks = [task for _server, task in self._raw_tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        moved = [(server, band) for band, (server, _task) in self._raw_tasks.items()]
+        self._raw_tasks.clear()
+        self.raw = 0
+        await asyncio.gather(*(self._relay(server, band) for server, band in moved))
+
+    @property
+    def bare(self) -> int:
+        return len(self._bare)
 
     async def _publish_raw(self, band: Band, band_id: str) -> None:
         """The baseline: the relay's message mix, straight from the band's events."""
@@ -478,7 +538,7 @@ async def _measure(
             continue
         latency = (received - (wall_offset + t)) * 1000
         (raw_ms if band_id.startswith("raw-") else relay_ms).append(latency)
-    bands = host.relayed + host.raw
+    bands = host.relayed + host.raw + host.bare
     return Window(
         Figures.of(relay_ms, end - start),
         Figures.of(raw_ms, end - start),
@@ -487,13 +547,18 @@ async def _measure(
     )
 
 
-async def _connect_all(host: Host, fleet: Fleet, count: int, *, raw_every: int = 0) -> float:
-    """Connect ``count`` more bands at once; every ``raw_every``-th is a raw one. Seconds."""
+async def _connect_all(
+    host: Host, fleet: Fleet, count: int, *, raw_every: int = 0, bare: bool = False
+) -> float:
+    """Connect ``count`` more bands at once; every ``raw_every``-th is a raw one, or all are
+    bare ones. Seconds."""
     began = time.monotonic()
     taken = await fleet.take(count)
     results = await asyncio.gather(
         *(
-            host.add_raw(server, name)
+            host.add_bare(server, name)
+            if bare
+            else host.add_raw(server, name)
             if raw_every and n % raw_every == 1
             else host.add_relayed(server, name)
             for n, (server, name) in enumerate(taken)
@@ -545,6 +610,10 @@ def _row(name: str, figures: Figures) -> str:
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
+
+    def progress(what: str) -> None:
+        print(f"  {time.monotonic() - began:5.1f} s: {what}", file=sys.stderr, flush=True)
+
     budget = args.budget_s or (8.0 if args.quick else _HARD_BUDGET_S - 6.0)
     deadline = began + budget
     pair = 4 if args.quick else 20  # bands per path in the relay-vs-raw window
@@ -575,22 +644,42 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             await paired.started(30.0)
             await paired.synced(30.0)
             await asyncio.sleep(settle_s)
+            progress(f"{paired.relayed} relayed + {paired.raw} raw bands in steady state")
             both = await _measure(paired, subscriber, pair_s, wall_offset)
             paired_failed = paired.failed
             await paired.close(3.0)
-            # -- 2. the ramp -----------------------------------------------------------
+            # -- 2. what a band-second costs, on the first step's bands ---------------------
+            # The same bands three ways in turn: bare (the Bluetooth stack's floor: heart
+            # rate received, nothing published or stored), published by raw aiomqtt clients,
+            # then followed by sessions and relayed (the ramp's first step).
             host = Host(mosquitto.config, directory, store)
             wall_offset = time.time() - host.clock.now()
             rss_before = _rss_mb()
-            connect_s_per_band = 0.05
+            first_connect_s = await _connect_all(host, fleet, counts[0], bare=True)
+            cost_bands = host.bare
+            await host.synced(30.0)
+            await asyncio.sleep(settle_s)
+            progress(f"{cost_bands} bare bands in steady state")
+            floor = await _measure(host, subscriber, step_s, wall_offset)
+            await host.bare_to_raw()
+            await asyncio.sleep(settle_s)
+            raw_only = await _measure(host, subscriber, step_s, wall_offset)
+            await host.raw_to_relayed()
+            progress(f"the same {cost_bands} bands relayed")
+            # -- 3. the ramp -----------------------------------------------------------
+            connect_s_per_band = max(0.05, first_connect_s / max(1, counts[0]))
             for count in counts:
                 adding = count - host.relayed - host.failed
                 needed = adding * connect_s_per_band + settle_s + step_s + 1.0
-                if time.monotonic() + needed > deadline:
+                # the first step is connected already: its window is the cost table's relay row
+                if adding and time.monotonic() + needed > deadline:
                     reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
                     break
-                connect_s = await _connect_all(host, fleet, adding)
-                connect_s_per_band = max(connect_s_per_band, connect_s / max(1, adding))
+                if adding:
+                    connect_s = await _connect_all(host, fleet, adding)
+                    connect_s_per_band = max(connect_s_per_band, connect_s / adding)
+                else:  # the cost phase connected them
+                    connect_s = first_connect_s
                 await host.started(30.0)
                 await host.synced(30.0)
                 await asyncio.sleep(settle_s)
@@ -638,8 +727,25 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{'path':<34} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'per s':>9}")
     print(_row("relay (Session + Relay + outbox)", both.relay))
     print(_row("raw aiomqtt, same message mix", both.raw))
+    relay_cpu = steps[0].window.cpu_ms_per_band_s if steps else math.nan
+    own_cpu = relay_cpu - floor.cpu_ms_per_band_s
+    print(f"\n2. host CPU per band-second: the same {cost_bands} bands in turn, {step_s:g} s each")
+    print(f"{'path':<44} {'events':>7} {'p99 ms':>9} {'cpu ms/b/s':>10}")
+    floor_name = "bare Bands: the Bluetooth stack floor"
+    print(f"{floor_name:<44} {'-':>7} {'-':>9} {floor.cpu_ms_per_band_s:>10.3f}")
     print(
-        f"\n2. ramp (relayed bands, HR at 1 Hz; p99 limit {_LIMIT_MS:g} ms; {step_s:g} s per step)"
+        f"{'raw aiomqtt, same message mix':<44} {raw_only.raw.count:>7} "
+        f"{raw_only.raw.p99_ms:>9.2f} {raw_only.cpu_ms_per_band_s:>10.3f}"
+    )
+    if steps:
+        f0 = steps[0].window.relay
+        print(
+            f"{'relay (Session + Relay + outbox + history)':<44} {f0.count:>7} "
+            f"{f0.p99_ms:>9.2f} {relay_cpu:>10.3f}"
+        )
+    print(f"relay's own share (relay - floor): {own_cpu:.3f} ms per band-second")
+    print(
+        f"\n3. ramp (relayed bands, HR at 1 Hz; p99 limit {_LIMIT_MS:g} ms; {step_s:g} s per step)"
     )
     print(
         f"{'bands':>6} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
@@ -671,6 +777,11 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "bands_at_100ms": bands_at_100ms,
         "host_cpu_ms_per_band_s": r(measured.window.cpu_ms_per_band_s) if measured else None,
         "rss_mb_per_band": r(measured.rss_mb_per_band) if measured else None,
+        "cost_bands": cost_bands,
+        "floor_cpu_ms_per_band_s": r(floor.cpu_ms_per_band_s),
+        "raw_cpu_ms_per_band_s": r(raw_only.cpu_ms_per_band_s),
+        "relay_cpu_ms_per_band_s": r(relay_cpu),
+        "relay_own_cpu_ms_per_band_s": r(own_cpu),
         "sim_rss_mb_per_band": r(sim_rss_per_band),
         "ramp": {str(s.bands): r(s.window.relay.p99_ms, 2) for s in steps},
         "ramp_capped_by": capped_by,
