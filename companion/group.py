@@ -89,6 +89,8 @@ _TURN_EVERY_S: Final = 10.0  # at least this between two turns of one band
 _START_MARGIN_S: Final = 2.0
 _FIT_TURNS: Final = 12  # the last turns' estimates a band's clock line is fitted through
 _MAX_DRIFT_PPM: Final = 100.0  # crystals are within 50 ppm: a steeper fit is noise
+_DRIFT_PRIOR_PPM: Final = 30.0  # a crystal's drift, as a prior: most are well within 50 ppm
+_TURN_NOISE_US: Final = 1000.0  # a turn's offset estimate is about 1 ms off (10-40 ms links)
 _FLUSH_S: Final = 0.1  # before a turn's link closes: the last acknowledgements go out
 _STOP_TURN_S: Final = 5.0  # a last turn's bound (real seconds) when a cancelled class stops
 
@@ -326,6 +328,7 @@ class _Seat:
         offset = estimate.offset_at(now * 1_000_000)
         self.offsets = [*self.offsets[-(_FIT_TURNS - 1) :], (now, offset, estimate.uncertainty_us)]
         weights = [1.0 / max(u, 500.0) ** 2 for _t, _o, u in self.offsets]
+        weights = [w * len(weights) / sum(weights) for w in weights]  # relative: mean 1
         total = sum(weights)
         t_mean = sum(w * t for w, (t, _o, _u) in zip(weights, self.offsets, strict=True)) / total
         o_mean = sum(w * o for w, (_t, o, _u) in zip(weights, self.offsets, strict=True)) / total
@@ -337,9 +340,10 @@ class _Seat:
                 w * (t - t_mean) * (o - o_mean)
                 for w, (t, o, _u) in zip(weights, self.offsets, strict=True)
             )
-            / spread
-            if spread > 0
-            else 0.0
+            # Turns close together show their noise, not drift (1 ms over 10 s reads as
+            # 100 ppm): the slope is drawn toward none until the turns span enough time
+            # to show one (a least-squares line with a prior on its slope).
+            / (spread + (_TURN_NOISE_US / _DRIFT_PRIOR_PPM) ** 2)
         )
         slope = min(max(slope, -_MAX_DRIFT_PPM), _MAX_DRIFT_PPM)  # us per s: ppm
         # Where the timeline should be right: the instant itself, or the middle of the
