@@ -1285,17 +1285,28 @@ class _ClassLines:
 
     def __init__(self) -> None:
         self._steps_of: str | None = None  # every band shares the steps: one shows them
+        self._class_stopped = False
 
     def line(self, event: object, now: float) -> str:
-        from .group import ClassEnded, ClassStarted, ParticipantJoined, ParticipantStopped
+        from .group import (
+            ClassEnded,
+            ClassStarted,
+            ClassStopped,
+            ParticipantJoined,
+            ParticipantStopped,
+        )
 
         match event:
             case ClassStarted():
                 return f"start in {event.start - now:.1f} s: every band has the same instant"
             case ParticipantJoined():
                 return f"{event.band_id} joins from round {event.from_round}"
+            case ClassStopped():
+                self._class_stopped = True
+                return f"class stopped ({event.reason.value}): every band gets STOP"
             case ParticipantStopped():
-                return f"{event.band_id} stopped ({event.reason.value}); the class goes on"
+                tail = "" if self._class_stopped else "; the class goes on"
+                return f"{event.band_id} stopped ({event.reason.value}){tail}"
             case ClassEnded():
                 return "class over"
             case SessionEvent(band_id=band_id, event=StepStarted() as step):

@@ -69,6 +69,7 @@ __all__ = [
     "ClassEnded",
     "ClassEvent",
     "ClassStarted",
+    "ClassStopped",
     "GroupClass",
     "LinkBudgetError",
     "Participant",
@@ -147,6 +148,16 @@ class ParticipantStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassStopped:
+    """The whole class was stopped (``reason``: who asked): every band gets STOP, a rotated
+    one on its next turn, and its participant then stops."""
+
+    class_id: str
+    reason: StopReason
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class ClassEnded:
     """Every participant's session has ended."""
 
@@ -155,7 +166,7 @@ class ClassEnded:
 
 
 ClassEvent: TypeAlias = (
-    SessionEvent | ClassStarted | ParticipantJoined | ParticipantStopped | ClassEnded
+    SessionEvent | ClassStarted | ParticipantJoined | ParticipantStopped | ClassStopped | ClassEnded
 )
 
 StartHook: TypeAlias = Callable[[float], Awaitable[float]]
@@ -403,6 +414,7 @@ class GroupClass:
         self._paused_at: float | None = None
         self._stats: dict[str, tuple[int, int, float | None]] = {}
         self._ended = asyncio.Event()
+        self._stopped = False  # stop() was asked for: said once on the class's events
         self._hurry = asyncio.Event()  # cancelled: every rotated band's last turn, now
         self.cancel_reason = StopReason.HOST
         """What a cancelled class (Ctrl-C at the CLI) records as the bands' stop reason."""
@@ -544,6 +556,9 @@ class GroupClass:
 
     async def stop(self, *, by: StopReason = StopReason.HOST) -> None:
         """Stop the class on every band."""
+        if not self._stopped:
+            self._stopped = True
+            self._publish(ClassStopped(self.class_id, by, self.clock.now()))
         await self._each(lambda session: session.stop(by=by))
 
     async def _each(self, command: Callable[[Session], Awaitable[None]]) -> None:

@@ -17,6 +17,7 @@ from companion.events import CueFired, StopReason
 from companion.group import (
     ClassEvent,
     ClassStarted,
+    ClassStopped,
     GroupClass,
     LinkBudgetError,
     Participant,
@@ -223,6 +224,8 @@ async def test_a_cancelled_class_stops_every_band_and_records_why(tmp_path: obje
             turn_every_s=TURN_EVERY_S,
         )
         group.cancel_reason = StopReason.USER
+        events: list[ClassEvent] = []
+        collector = asyncio.create_task(_collect(group, events))
         runner = asyncio.create_task(group.run())
         await _class_time(group, 25)
         cancelled_at = group.clock.now()
@@ -230,6 +233,7 @@ async def test_a_cancelled_class_stops_every_band_and_records_why(tmp_path: obje
         with pytest.raises(asyncio.CancelledError):
             await runner
         took_s = group.clock.now() - cancelled_at
+        collector.cancel()
         # Left running, the bands would buzz on: wait past the class's end to see they do not.
         await group.clock.sleep(PLAN.total_s)
     # Three rounds of turns on three links, well inside the bound the class gives itself.
@@ -241,6 +245,8 @@ async def test_a_cancelled_class_stops_every_band_and_records_why(tmp_path: obje
         assert len(played) < len(CUE_IDS)  # stopped mid-class, not played to the end
     snapshot = group.snapshot()
     assert {p.phase for p in snapshot.participants} == {SessionPhase.STOPPED}
+    said = [e for e in events if isinstance(e, ClassStopped)]
+    assert [(e.reason, e.t) for e in said] == [(StopReason.USER, cancelled_at)]
     records = store.sessions()
     assert len(records) == len(bands)
     assert {r.outcome for r in records} == {"stopped: user"}
