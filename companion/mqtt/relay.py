@@ -1,7 +1,9 @@
 """The relay: a session's events, state and heart rate on MQTT, and commands back.
 
 A follower task writes every session event into the outbox and, when the
-connection is up and has room, hands it to the client in the same pass; a
+connection is up and has room, hands it to the client in the same pass (the
+live ``hr`` copy of a heart-rate sample, QoS 0, skips the outbox: it is sent
+then or never, and the sample itself is an event like any other); a
 connection loop opens a *fresh* aiomqtt client for every attempt (a reused
 client re-sends its stale in-flight messages), announces the band, drains
 what the outbox holds with a bounded window of publishes in flight, keeps the
@@ -25,11 +27,11 @@ import math
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 import aiomqtt
 
@@ -407,20 +409,16 @@ class Relay:
         assert outbox is not None
         try:
             async for numbered in self.session.events():
-                messages = []
                 if isinstance(numbered.event, HeartRate):
                     if not self.heart_rate:
                         continue
-                    messages.append(
-                        (self.topics.hr, heart_rate_payload(numbered, numbered.event), 0)
-                    )
+                    self._send_live(self.topics.hr, heart_rate_payload(numbered, numbered.event))
                 else:
                     self._state_changed.set()  # heart rate alone waits for the periodic state
-                messages.append((self.topics.event, event_payload(numbered), 1))
-                ids = outbox.put_many(messages)
+                payload = event_payload(numbered)
+                message_id = outbox.put(self.topics.event, payload)
                 self._idle.clear()
-                for message_id, (topic, payload, qos) in zip(ids, messages, strict=True):
-                    self._offer(OutboxMessage(message_id, topic, payload, qos, False))
+                self._offer(OutboxMessage(message_id, self.topics.event, payload, 1, False))
         except Exception as exc:
             await self._fail("following the session", exc)
         finally:
@@ -438,14 +436,32 @@ class Relay:
         self._work.set()
 
     def _send(self, line: _Line, message: OutboxMessage) -> bool:
-        publish = self._publish(line, message)
+        # If the connection is closing, the next one takes the row from the outbox.
+        if not self._start(line, self._publish(line, message)):
+            return False
+        line.last_id = message.id
+        return True
+
+    def _send_live(self, topic: str, payload: bytes) -> None:
+        """A QoS 0 message: sent now if the connection is up and has room, else dropped.
+
+        Live heart rate only, whose sample also goes out as a QoS 1 event through the
+        outbox: an old copy published after a reconnect would show a stale pulse, and
+        writing it to disk first (and marking it sent) cost two transactions a sample.
+        """
+        line = self._line
+        if line is not None and line.in_flight < self._window:
+            self._start(line, self._publish_counted(line, topic, payload, qos=0))
+
+    @staticmethod
+    def _start(line: _Line, publish: Coroutine[Any, Any, None]) -> bool:
+        """Run ``publish`` in the connection's task group, counted in its window."""
         try:
             line.tasks.create_task(publish)
-        except RuntimeError:  # the connection is closing: the next one takes it from the outbox
+        except RuntimeError:  # the connection is closing
             publish.close()
             return False
         line.in_flight += 1
-        line.last_id = message.id
         return True
 
     def _read_command(self, payload: bytes) -> None:
@@ -583,16 +599,22 @@ class Relay:
                     return
 
     async def _publish(self, line: _Line, message: OutboxMessage) -> None:
-        try:
-            await line.client.publish(
-                message.topic, message.payload, qos=message.qos, retain=message.retain
-            )
-        finally:
-            line.in_flight -= 1
-            line.room.set()
+        await self._publish_counted(
+            line, message.topic, message.payload, qos=message.qos, retain=message.retain
+        )
         if not self._acks:
             asyncio.get_running_loop().call_soon(self._flush_acks)
         self._acks.append(message.id)
+
+    @staticmethod
+    async def _publish_counted(
+        line: _Line, topic: str, payload: bytes, *, qos: int, retain: bool = False
+    ) -> None:
+        try:
+            await line.client.publish(topic, payload, qos=qos, retain=retain)
+        finally:
+            line.in_flight -= 1
+            line.room.set()
 
     def _flush_acks(self) -> None:
         """Mark the acknowledged rows in one transaction (once per loop pass, not per PUBACK)."""

@@ -98,7 +98,8 @@ class _FastWallClock:
 async def test_the_outbox_stays_flat_over_a_long_connection(
     broker: BrokerConfig, tmp_path: Path
 ) -> None:
-    # An hour-long hold at 100x: 100 heart-rate samples a second, two rows each.
+    # An hour-long hold at 50x: ~50 heart-rate samples a second, a row each (the live `hr`
+    # copy is not stored).
     plan = Plan(name="hold", title="Hold", steps=(Step("Hold", 3600.0),))
     outbox_path = tmp_path / "outbox.sqlite3"
     wall = _FastWallClock(rate=10.0)  # the 2 s replay window passes in 0.2 s
@@ -125,7 +126,7 @@ async def test_the_outbox_stays_flat_over_a_long_connection(
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
     assert numbered.phase.value == "running"
-    assert written > 400
+    assert written > 200
     # flat: what stays is the last second or two, never what the hour has written so far
     assert max(kept[-4:]) < written / 3, kept
     assert stale == [0] * len(stale), stale  # pruning keeps up (how much it holds varies)
