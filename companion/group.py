@@ -93,6 +93,7 @@ _MAX_DRIFT_PPM: Final = 100.0  # crystals are within 50 ppm: a steeper fit is no
 _DRIFT_PRIOR_PPM: Final = 30.0  # a crystal's drift, as a prior: most are well within 50 ppm
 _TURN_NOISE_US: Final = 1000.0  # a turn's offset estimate is about 1 ms off (10-40 ms links)
 _FLUSH_S: Final = 0.1  # before a turn's link closes: the last acknowledgements go out
+_LAST_TURN_HR_S: Final = 60.0  # a rotated band's last heart rate is shown this long (real s)
 _STOP_TURN_S: Final = 5.0  # a last turn's bound (real seconds) when a cancelled class stops
 
 
@@ -197,6 +198,7 @@ class _Seat:
         self.missed_before = 0  # cues of the rounds before a late join
         self.heard_at: float | None = None
         self.battery: int | None = None
+        self.heart_rate: HeartRate | None = None  # the latest reading heard
         self.session: Session | None = None
         self.pending: list[str] = []  # commands for a rotated band's next turn
         self.started = asyncio.Event()  # START went through: the band's turns begin
@@ -301,6 +303,8 @@ class _Seat:
 
     def _heard(self, event: Event) -> None:
         self.heard_at = self.clock.now()
+        if isinstance(event, HeartRate):
+            self.heart_rate = event
         battery = getattr(event, "percent", None)
         if isinstance(battery, int):
             self.battery = battery
@@ -499,6 +503,17 @@ class GroupClass:
         fired, missed, error = self._stats.get(seat.band_id, (0, 0, None))
         max_hr = seat.participant.resolved_max_hr
         heart = snap.heart_rate if snap is not None else None
+        reading = seat.heart_rate
+        age = None if reading is None else max(now - reading.t, 0.0) / self.clock.rate
+        if (
+            heart is None
+            and seat.held is None
+            and reading is not None
+            and reading.contact is not False
+            and age is not None
+            and age <= _LAST_TURN_HR_S
+        ):
+            heart = reading.bpm  # from its last turn: shown with its age, not as live
         features = session.features if session is not None else None
         return ParticipantSnapshot(
             band_id=seat.band_id,
@@ -515,6 +530,7 @@ class GroupClass:
             last_cue_error_ms=error,
             cues_fired=fired,
             cues_missed=missed + seat.missed_before,
+            heart_rate_age_s=age if heart is not None else None,
         )
 
     @staticmethod

@@ -14,11 +14,15 @@ from typing import Any, Final
 from .group_state import ClassSnapshot, ParticipantSnapshot
 from .state import CueMode
 
-__all__ = ["COME_CLOSER_AFTER_S", "LOW_BATTERY_PERCENT", "snapshot_to_json"]
+__all__ = ["COME_CLOSER_AFTER_S", "LIVE_HEART_RATE_S", "LOW_BATTERY_PERCENT", "snapshot_to_json"]
 
 COME_CLOSER_AFTER_S: Final = 20.0
 """Silence after which a tile says "come closer": longer than a band waits for its turn
 of the radio when a host rotates more bands than it has links."""
+
+LIVE_HEART_RATE_S: Final = 5.0
+"""A reading at most this old (real seconds) is live; an older one, from a rotated band's
+last turn, is shown as such (as the session's own freshness rule)."""
 
 LOW_BATTERY_PERCENT: Final = 20
 """At or below this charge a tile says the battery is low: enough for about one class."""
@@ -33,12 +37,14 @@ def snapshot_to_json(
     """The snapshot as JSON-ready data, enums as their values; the page reads only these keys.
 
     ``{"class_id", "plan", "phase", "round", "rounds", "exercise", "next_exercise",
-    "step_remaining_s", "elapsed_s", "total_s", "participants": [...]}``, each
-    participant ``{"band_id", "name", "kind", "cue_mode", "phase", "heart_rate",
-    "heart_rate_percent", "max_hr", "zone", "battery", "battery_low", "link_up",
-    "link_alert", "seen_s_ago", "come_closer", "last_cue_error_ms", "cues_fired",
-    "cues_missed"}``. ``zone`` is the :class:`~companion.group_state.HeartZone`
-    number (0 for none, 1-5); a missing reading is ``null``, never a stale one.
+    "step_remaining_s", "elapsed_s", "total_s", "participants": [...]}``, each participant
+    ``{"band_id", "name", "kind", "cue_mode", "phase", "heart_rate", "heart_rate_age_s",
+    "heart_rate_live", "heart_rate_percent", "max_hr", "zone", "battery", "battery_low",
+    "link_up", "link_alert", "seen_s_ago", "come_closer", "last_cue_error_ms", "cues_fired",
+    "cues_missed"}``. ``zone`` is the :class:`~companion.group_state.HeartZone` number (0
+    for none, 1-5); a missing reading is ``null``. A band that takes turns on the links
+    shows its last turn's reading: ``heart_rate_live`` is then false and
+    ``heart_rate_age_s`` says how old it is.
     """
     return {
         "class_id": snapshot.class_id,
@@ -70,6 +76,9 @@ def _participant(
         "cue_mode": p.cue_mode.value,
         "phase": p.phase.value,
         "heart_rate": p.heart_rate,
+        "heart_rate_age_s": p.heart_rate_age_s,
+        "heart_rate_live": p.heart_rate is not None
+        and (p.heart_rate_age_s is None or p.heart_rate_age_s <= LIVE_HEART_RATE_S),
         "heart_rate_percent": percent,
         "max_hr": p.max_hr,
         "zone": p.zone.value,

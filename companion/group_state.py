@@ -44,7 +44,9 @@ class ParticipantSnapshot:
     kind: BandKind
     cue_mode: CueMode
     phase: SessionPhase
-    heart_rate: int | None  # None: no fresh reading (never a stale one shown as live)
+    # None: no reading recent enough. A band on a live link shows only a live one; a band
+    # that takes turns is heard on its turns, so it shows its last turn's, with its age.
+    heart_rate: int | None
     max_hr: int
     zone: HeartZone
     battery: int | None
@@ -53,6 +55,7 @@ class ParticipantSnapshot:
     last_cue_error_ms: float | None  # real milliseconds, signed
     cues_fired: int
     cues_missed: int
+    heart_rate_age_s: float | None = None  # how old ``heart_rate`` is, in real seconds
 
     @property
     def heart_rate_share(self) -> float | None:

@@ -285,6 +285,7 @@ def participants_payload(participants: tuple[ParticipantSnapshot, ...], sent_utc
                     "cue_mode": p.cue_mode.value,
                     "phase": p.phase.value,
                     "heart_rate": p.heart_rate,
+                    "heart_rate_age_s": p.heart_rate_age_s,
                     "max_hr": p.max_hr,
                     "battery": p.battery,
                     "link_up": p.link_up,
@@ -439,6 +440,7 @@ def participants_from_payload(payload: bytes) -> tuple[tuple[ParticipantSnapshot
         max_hr = _count(row, "max_hr", 300) or 1
         battery = _optional(row, "battery", int)
         seen = _optional(row, "seen_s_ago", (int, float))
+        heart_age = _optional(row, "heart_rate_age_s", (int, float))
         error = _optional(row, "last_cue_error_ms", (int, float))
         out.append(
             ParticipantSnapshot(
@@ -456,6 +458,7 @@ def participants_from_payload(payload: bytes) -> tuple[tuple[ParticipantSnapshot
                 last_cue_error_ms=None if error is None else float(error),
                 cues_fired=_count(row, "cues_fired", 100_000),
                 cues_missed=_count(row, "cues_missed", 100_000),
+                heart_rate_age_s=None if heart_age is None else float(heart_age),
             )
         )
     return tuple(out), sent

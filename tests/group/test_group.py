@@ -24,9 +24,11 @@ from companion.group import (
     ParticipantJoined,
     ParticipantStopped,
 )
+from companion.group_state import ParticipantSnapshot
+from companion.kinds import BandKind
 from companion.plan import Plan, Step
-from companion.sim import VirtualWorld
-from companion.state import SessionPhase
+from companion.sim import VirtualBandConfig, VirtualWorld
+from companion.state import CueMode, SessionPhase
 from companion.store import Store
 
 from .conftest import add_bands, motor_times, spreads_ms
@@ -256,3 +258,62 @@ async def test_a_cancelled_class_stops_every_band_and_records_why(tmp_path: obje
         fired = [e.event.cue_id for e in store.events(record.id) if isinstance(e.event, CueFired)]
         motor = [a.cue_id for a in band.motor.played if a.cue_id >= 0]
         assert fired == motor  # every cue the band buzzed, acknowledged and kept
+
+
+async def test_a_class_of_every_kind_runs_each_band_its_own_way_to_the_end() -> None:
+    """Companion bands take turns; an InfiniTime, a Bangle.js and a strap hold a link each
+    (their cues are sent from the host, a strap's are the screen's); all run one class."""
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 4, seed=13)
+        infinitime = await world.add_infinitime()
+        bangle = await world.add_bangle()
+        strap = await world.add_band(
+            VirtualBandConfig(name="HR Strap", serial="STRAP01", companion_service=False)
+        )
+        group = GroupClass(
+            PLAN,
+            [b.address for b in bands] + [infinitime.address, bangle.address, strap.address],
+            backend=world.backend,
+            links=5,  # three held for the class, two for the four bands that take turns
+            turn_every_s=TURN_EVERY_S,
+        )
+        final = await group.run()
+    assert group.rotating
+    by_kind: dict[BandKind, list[ParticipantSnapshot]] = {}
+    for participant in final.participants:
+        by_kind.setdefault(participant.kind, []).append(participant)
+    assert {k: len(v) for k, v in by_kind.items()} == {
+        BandKind.COMPANION: 4,
+        BandKind.INFINITIME: 1,
+        BandKind.BANGLE: 1,
+        BandKind.HR_STRAP: 1,
+    }
+    assert {p.phase for p in final.participants} == {SessionPhase.DONE}
+    assert {p.cues_fired for p in final.participants} == {len(CUE_IDS)}
+    modes = {p.kind: p.cue_mode for p in final.participants}
+    assert modes[BandKind.COMPANION] is CueMode.BAND
+    assert modes[BandKind.INFINITIME] is modes[BandKind.BANGLE] is CueMode.HOST
+    assert modes[BandKind.HR_STRAP] is CueMode.SCREEN
+    for band in bands:
+        assert _in_order_once(motor_times(band), CUE_IDS), band.config.name
+    # The watches' motors ran for the class's cues (host-timed: one buzz or more per cue).
+    assert len(infinitime.motor) >= len(CUE_IDS)
+    assert len(bangle.motor) >= len(CUE_IDS)
+
+
+async def test_every_tile_shows_a_heart_rate_while_the_bands_take_turns() -> None:
+    """A rotated band is heard on its turns: between them its tile keeps the last turn's
+    reading, with its age, rather than a blank for most of the class."""
+    async with VirtualWorld() as world:
+        bands = await add_bands(world, 7, seed=17)
+        group = GroupClass(
+            PLAN, [b.address for b in bands], backend=world.backend, links=3, turn_every_s=10.0
+        )
+        runner = asyncio.create_task(group.run())
+        await _class_time(group, 30)
+        tiles = group.snapshot().participants
+        await runner
+    assert all(t.heart_rate is not None for t in tiles), tiles
+    ages = [t.heart_rate_age_s for t in tiles]
+    assert all(age is not None and 0 <= age <= 60 for age in ages), ages
+    assert max(a for a in ages if a is not None) > 5  # not all live: some are between turns

@@ -1,11 +1,12 @@
 """One class across two host processes and two band servers, sharing one real mosquitto.
 
 Real time, as four separate processes would run in a gym: ``companion sim``
-serves three bands for each host; the coordinator (``--hosts pi-b``) and the
-other host (``--join``) meet on the broker. What the broker carried is read
-back by a subscriber of this test: the class's state, both hosts' participants,
-every band's session events. The timing itself (the spread across bands) is
-measured in virtual time by ``test_hosts.py`` and ``benchmarks/class.py``.
+serves 15 bands for each host, which has 5 links (its bands take turns); the
+coordinator (``--hosts pi-b``) and the other host (``--join``) meet on the
+broker. What the broker carried is read back by a subscriber of this test: the
+class's state, both hosts' participants, every band's session events. The
+timing itself (the spread across bands) is measured in virtual time by
+``test_hosts.py`` and ``benchmarks/class.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ name = "Lunge"
 duration = 8
 """
 _LINE_TIMEOUT_S = 60.0
+BANDS_PER_HOST = 15
+LINKS = "5"
 
 
 def _companion(*args: str | Path) -> list[str]:
@@ -45,13 +48,16 @@ def _companion(*args: str | Path) -> list[str]:
 
 
 def _screen_during_the_class(url: str, folder: Path) -> list[dict[str, str]]:
-    """The class screen's tiles once both hosts' bands are on it (and a screenshot)."""
+    """The class screen's tiles once the class runs with both hosts' bands (and a screenshot)."""
     executable = chromium()
     assert executable is not None, "the test command installs chromium"
     with Browser(executable) as browser:
         browser.goto(url)
         browser.wait_for(
-            "document.querySelectorAll('#tiles .tile .bpm').length === 6 && [...document"
+            # Once the class runs: its first exercise on the header, every tile with a bpm.
+            "document.getElementById('exercise')?.textContent === 'Squat' && "
+            f"document.querySelectorAll('#tiles .tile .bpm').length === {2 * BANDS_PER_HOST} && "
+            "[...document"
             ".querySelectorAll('#tiles .tile .bpm')].every(b => /^[0-9]+$/.test(b.textContent))",
             timeout_s=30,
         )
@@ -65,7 +71,7 @@ def _start(command: list[str]) -> subprocess.Popen[str]:
 
 
 def _bands(url: str) -> list[str]:
-    return [arg for i in (1, 2, 3) for arg in ("--band", f"{url}/Companion{i}")]
+    return [arg for i in range(1, BANDS_PER_HOST + 1) for arg in ("--band", f"{url}/Companion{i}")]
 
 
 async def _listen(broker: str, into: dict[str, list[bytes]], ready: asyncio.Event) -> None:
@@ -90,17 +96,17 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
     listener = asyncio.create_task(_listen(broker, heard, subscribed))
     await subscribed.wait()
     with (
-        band_server("--bands", "3", "--first-serial", "1") as left,
-        band_server("--bands", "3", "--first-serial", "101") as right,
+        band_server("--bands", str(BANDS_PER_HOST), "--first-serial", "1") as left,
+        band_server("--bands", str(BANDS_PER_HOST), "--first-serial", "101") as right,
     ):
         joining = _companion(
-            "class", "--join", "gym-1", "--host", "pi-b", "--broker", broker, "--links", "2"
+            "class", "--join", "gym-1", "--host", "pi-b", "--broker", broker, "--links", LINKS
         )
         joining += [*_bands(right), "--db", str(tmp_path / "b.sqlite3")]
         leading = _companion(
             "class", plan, "--class-id", "gym-1", "--host", "pi-a", "--hosts", "pi-b"
         )
-        leading += ["--broker", broker, "--links", "2", *_bands(left)]
+        leading += ["--broker", broker, "--links", LINKS, *_bands(left)]
         leading += ["--db", str(tmp_path / "a.sqlite3"), "--screen", "--screen-port", "0"]
         follower = await asyncio.to_thread(_start, joining)
         coordinator = await asyncio.to_thread(_start, leading)
@@ -111,7 +117,7 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
             url = screen_line.split("class screen at ", 1)[1].strip()
             tiles = await asyncio.to_thread(_screen_during_the_class, url, tmp_path)
             # The coordinator's screen has every host's participants, live.
-            assert len(tiles) == 6
+            assert len(tiles) == 2 * BANDS_PER_HOST
             assert all(t["bpm"].isdigit() for t in tiles), tiles
             await asyncio.to_thread(output.until, "class over", 120)
             said = "".join(output.seen)
@@ -132,7 +138,7 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
         await listener
     state = json.loads(heard["companion/class/gym-1/state"][-1])
     assert state["phase"] == "done"
-    assert len(state["participants"]) == 6  # three bands on each host, on one screen
+    assert len(state["participants"]) == 2 * BANDS_PER_HOST  # both hosts' on one screen
     assert {p["phase"] for p in state["participants"]} == {"done"}
     assert {p["cues_fired"] for p in state["participants"]} == {len(cue_ids)}
     assert {p["cues_missed"] for p in state["participants"]} == {0}
@@ -144,7 +150,7 @@ async def test_two_host_processes_run_one_class_through_mosquitto(
         "companion/class/gym-1/hosts/pi-b": "done",
     }
     band_topics = [t for t in heard if "/band/" in t]
-    assert len(band_topics) == 6
+    assert len(band_topics) == 2 * BANDS_PER_HOST
     for topic in band_topics:
         fired = [
             json.loads(p)["cue_id"]

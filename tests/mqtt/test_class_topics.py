@@ -1,12 +1,22 @@
-"""Names in a class's topic tree: what a host name becomes, and what is refused."""
+"""A class's topic tree: what a host name becomes, what is refused, and what a host says."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from companion.mqtt.class_topics import ClassTopics, as_name, check_name
+from companion.mqtt.class_topics import (
+    ClassMessageError,
+    ClassTopics,
+    as_name,
+    check_name,
+    participants_from_payload,
+    participants_payload,
+)
+from tests.screen.fakes import participant
 
 
 @pytest.mark.parametrize(
@@ -28,3 +38,25 @@ def test_whatever_the_text_its_name_is_one_the_class_accepts(text: str) -> None:
 def test_a_name_that_is_not_one_topic_level_is_refused_with_the_rule(name: str) -> None:
     with pytest.raises(ValueError, match="cannot be a topic level"):
         check_name("the class id", name)
+
+
+def test_a_hosts_participants_come_back_as_they_were_sent() -> None:
+    sent = (
+        participant(0, 120, heart_rate_age_s=12.5),
+        participant(1, None, seen_s_ago=None, battery=None),
+        participant(2, 150, last_cue_error_ms=-0.7),
+    )
+    got, sent_utc = participants_from_payload(participants_payload(sent, 1_800_000_000.5))
+    assert sent_utc == 1_800_000_000.5
+    assert got == sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("heart_rate_age_s", "old"), ("heart_rate", 1.5), ("phase", "dancing"), ("cues_fired", -1)],
+)
+def test_a_participant_with_a_bad_field_is_refused_by_name(field: str, value: object) -> None:
+    row = json.loads(participants_payload((participant(0, 120),), 0.0))
+    row["participants"][0][field] = value
+    with pytest.raises(ClassMessageError, match=field):
+        participants_from_payload(json.dumps(row).encode())

@@ -31,6 +31,8 @@ def test_a_snapshot_becomes_plain_json_with_enums_as_their_values() -> None:
         "cue_mode": "band",
         "phase": "running",
         "heart_rate": 80,
+        "heart_rate_age_s": None,
+        "heart_rate_live": True,
         "heart_rate_percent": 42,
         "max_hr": 190,
         "zone": 0,
@@ -54,6 +56,20 @@ def test_every_zone_and_its_whole_percent_of_max() -> None:
     assert snapshot_to_json(twelve(offset=-6))["participants"][2]["zone"] == 2
     assert tiles[3]["heart_rate"] is None  # not heard from for 30 s: no stale reading
     assert tiles[3]["heart_rate_percent"] is None
+
+
+def test_a_reading_from_a_rotated_bands_last_turn_is_not_live() -> None:
+    tiles = [
+        participant(0, 120, heart_rate_age_s=1.0),
+        participant(1, 120, heart_rate_age_s=5.0),
+        participant(2, 120, heart_rate_age_s=12.4),
+        participant(3, None),
+    ]
+    snapshot = dataclasses.replace(twelve(), participants=tuple(tiles))
+    shown = snapshot_to_json(snapshot)["participants"]
+    assert [t["heart_rate_live"] for t in shown] == [True, True, False, False]
+    assert [t["heart_rate_age_s"] for t in shown] == [1.0, 5.0, 12.4, None]
+    assert shown[2]["heart_rate"] == 120  # shown, as the reading it is
 
 
 def test_low_battery_come_closer_and_link_alert_are_decided_here() -> None:

@@ -64,7 +64,10 @@ function drawTile(tile, p) {
   const q = (selector) => tile.querySelector(selector);
   text(q(".name"), p.name);
   text(q(".bpm"), p.heart_rate === null ? "–" : p.heart_rate);
-  text(q(".unit"), "bpm");
+  // A band that takes turns on the links is heard on its turns: its reading, with its age.
+  const earlier = p.heart_rate !== null && !p.heart_rate_live;
+  tile.classList.toggle("earlier", earlier);
+  text(q(".unit"), earlier ? `bpm · ${Math.round(p.heart_rate_age_s)} s ago` : "bpm");
   text(q(".percent"), p.heart_rate_percent === null ? "" : `${p.heart_rate_percent} %`);
   const link = q(".link");
   text(link, p.link_up ? "● linked" : p.link_alert ? "link down" : "○ off link");
