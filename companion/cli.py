@@ -989,6 +989,14 @@ def ha_remove(band_id: str, mqtt_url: str, ca_file: Path | None) -> None:
     help="N virtual companion bands in this process, each with its own clock offset and drift.",
 )
 @click.option(
+    "--roster",
+    "roster_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Who wears which band: a TOML file of [[participant]] tables (band, name, and age or "
+    "max_hr for their heart-rate zones); with --sim, the names go to the virtual bands in order.",
+)
+@click.option(
     "--links",
     type=click.IntRange(1, 32),
     default=5,
@@ -1057,6 +1065,7 @@ def class_(
     plan: str | None,
     targets: tuple[str, ...],
     sim_bands: int | None,
+    roster_file: Path | None,
     links: int,
     rounds: int | None,
     speed: float,
@@ -1085,10 +1094,26 @@ def class_(
     is one UTC instant: keep every host's clock with NTP; the coordinator
     measures each host's offset over the broker and refuses one that is off.
     """
-    from .group import ClassEnded, GroupClass
+    from .group import ClassEnded, GroupClass, Participant
+    from .roster import load_roster
 
+    roster = []
+    if roster_file is not None:
+        try:
+            roster = load_roster(roster_file, bands_given=not sim_bands)
+        except CompanionError as exc:
+            _fail(str(exc))
+        if not sim_bands:
+            targets = (*(p.target for p in roster), *targets)
+        elif len(roster) > sim_bands:
+            raise click.UsageError(
+                f"the roster names {len(roster)} people for {sim_bands} virtual bands: "
+                f"raise --sim to {len(roster)}"
+            )
     if bool(targets) == bool(sim_bands):
-        raise click.UsageError("give the bands with --band ADDRESS (once per band), or --sim N")
+        raise click.UsageError(
+            "give the bands with --band ADDRESS (once per band), a --roster FILE, or --sim N"
+        )
     if speed != 1.0 and (not sim_bands or broker_url):
         raise click.UsageError(
             "--speed only applies to virtual bands (--sim N) on one host: hosts share real UTC"
@@ -1127,9 +1152,15 @@ def class_(
                 if place.announced is not None:
                     chosen = place.announced.plan
             assert chosen is not None
+            # The roster's people wear the first bands (its own, or the virtual ones in order).
+            people = [
+                dataclasses.replace(person, target=address)
+                for person, address in zip(roster, addresses, strict=False)
+            ]
+            people += [Participant(address) for address in addresses[len(people) :]]
             group = GroupClass(
                 chosen,
-                addresses,
+                people,
                 backend=backend,
                 clock=clock,
                 store=store,

@@ -257,3 +257,23 @@ def test_ctrl_c_during_a_class_stops_every_band_and_shows_the_table(db: Path) ->
     assert all("stopped" in row for row in rows), output
     assert "interrupted" in output
     assert {r.outcome for r in Store(db).sessions()} == {"stopped: user"}
+
+
+def test_a_class_with_a_roster_shows_each_person_by_name(tmp_path: Path, db: Path) -> None:
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[participant]]\nname = "Ana"\nage = 30\n[[participant]]\nname = "Ben"\n')
+    plan = _short_plan(tmp_path)
+    result = invoke("class", plan, "--sim", "3", "--roster", roster, "--speed", "20", "--db", db)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "done" in line and "│" in line]
+    names = [row.split("│")[1].strip() for row in rows]
+    assert names == ["Ana", "Ben", "Class002"]
+    too_many = invoke("class", "--sim", "1", "--roster", roster, "--db", db)
+    assert too_many.exit_code == 2
+    assert "raise --sim to 2" in too_many.output
+
+
+def _short_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "short.toml"
+    plan.write_text('name = "short"\ncountdown = 0\n[[steps]]\nname = "Plank"\nduration = 4\n')
+    return plan
