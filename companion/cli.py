@@ -1350,7 +1350,7 @@ class _ClassLines:
 
 
 def _class_table(final: Any) -> Table:
-    table = Table("band", "phase", "bpm", "zone", "battery", "cues", "missed", "error ms")
+    table = Table("participant", "phase", "bpm", "zone", "battery", "cues", "missed", "error ms")
     for p in final.participants:
         table.add_row(
             p.name,
