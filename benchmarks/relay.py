@@ -676,9 +676,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             progress(f"the same {cost_bands} bands relayed")
             # -- 3. the ramp -----------------------------------------------------------
             connect_s_per_band = max(0.05, first_connect_s / max(1, counts[0]))
+            # what a step takes once connected (sessions started, clocks refined, the
+            # window): measured on the step before, so that the run ends within its budget
+            after_connect_s = settle_s + step_s
             for count in counts:
                 adding = count - host.relayed - host.failed
-                needed = adding * connect_s_per_band + settle_s + step_s + 1.0
+                needed = adding * connect_s_per_band + after_connect_s + 1.0
                 # the first step is connected already: its window is the cost table's relay row
                 if adding and time.monotonic() + needed > deadline:
                     reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
@@ -686,12 +689,18 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 if adding:
                     connect_s = await _connect_all(host, fleet, adding)
                     connect_s_per_band = max(connect_s_per_band, connect_s / adding)
+                    # connecting slows down as more bands run: it may have taken the rest
+                    if time.monotonic() + after_connect_s > deadline:
+                        reason = f"time budget ({count} bands connected in {connect_s:.0f} s)"
+                        break
                 else:  # the cost phase connected them
                     connect_s = first_connect_s
+                connected_at = time.monotonic()
                 await host.started(30.0)
                 await host.synced(30.0)
                 await asyncio.sleep(settle_s)
                 window = await _measure(host, subscriber, step_s, wall_offset)
+                after_connect_s = max(after_connect_s, time.monotonic() - connected_at)
                 count = host.relayed
                 step = RampStep(count, window, connect_s, (_rss_mb() - rss_before) / count)
                 steps.append(step)
