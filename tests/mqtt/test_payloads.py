@@ -208,14 +208,19 @@ def test_outbox_keeps_order_and_replays_recently_acknowledged(tmp_path: Path) ->
 def test_a_checkpointed_outbox_does_not_ask_for_another_checkpoint(tmp_path: Path) -> None:
     # Every relay on the file checks this once a second: a WAL left at its old size after a
     # checkpoint would have each of them checkpoint again and again.
-    with Outbox(tmp_path / "o.sqlite3", owner="a") as outbox:
+    with (
+        Outbox(tmp_path / "o.sqlite3", owner="a") as outbox,
+        Outbox(tmp_path / "o.sqlite3", owner="b") as other,
+    ):
         for _ in range(300):
             outbox.put("t", bytes(4096))
         assert outbox.needs_checkpoint()
+        assert other.needs_checkpoint()
         outbox.checkpoint()
-        outbox.put("t", b"one more")
-        assert not outbox.needs_checkpoint()
-        assert outbox.pending_count() == 301
+        assert not other.needs_checkpoint()  # nothing written since: not again
+        other.put("t", b"one more")
+        assert not outbox.needs_checkpoint()  # that write truncated the WAL
+        assert outbox.pending_count() == 300
 
 
 @pytest.mark.parametrize(
