@@ -325,12 +325,16 @@ class Fleet:
     def __init__(self) -> None:
         self.servers: list[SimServer] = []
 
-    async def take(self, count: int) -> list[tuple[SimServer, str]]:
-        """``count`` bands no one uses yet, spread over the servers (more started if needed)."""
+    async def provision(self, count: int) -> None:
+        """Start the servers that ``count`` more bands than are free need."""
         free = sum(len(s.free) for s in self.servers)
         missing = max(0, math.ceil((count - free) / _BANDS_PER_SERVER))
         first = len(self.servers)
         self.servers += await asyncio.gather(*(SimServer.start(first + n) for n in range(missing)))
+
+    async def take(self, count: int) -> list[tuple[SimServer, str]]:
+        """``count`` bands no one uses yet, spread over the servers (more started if needed)."""
+        await self.provision(count)
         taken: list[tuple[SimServer, str]] = []
         while len(taken) < count:  # round robin: connects on different servers overlap
             for server in self.servers:
@@ -644,7 +648,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         reason = "the largest count in the ramp passed"
         store = Store(directory / "sessions.sqlite3")
         try:
-            await asyncio.gather(subscriber.start(), fleet.take(0))
+            # the first step's band servers power on while the subscriber starts
+            await asyncio.gather(subscriber.start(), fleet.provision(counts[0]))
             # The first step's bands serve every measure before the ramp: bare (the Bluetooth
             # stack's floor: heart rate received, nothing published or stored), all published
             # by raw aiomqtt clients, half relayed beside half raw (relay vs raw in one
