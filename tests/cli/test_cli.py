@@ -83,7 +83,9 @@ def test_run_on_the_virtual_band_finishes_a_round_lands_in_history_and_reports(d
 def test_run_drives_every_kind_of_band_and_says_what_its_cues_are(
     kind: str, said: str, db: Path
 ) -> None:
-    result = invoke("run", *FAST, "--kind", kind, "--db", db)
+    # 20x, not 60x: a host-timed cue more than 0.25 s (real) late is missed, and at 60x
+    # on a loaded machine (the suite's workers and a benchmark) 4 of the 22 once were.
+    result = invoke("run", "--sim", "--speed", "20", "--no-mqtt", "--kind", kind, "--db", db)
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())
     assert said in shown
