@@ -521,10 +521,13 @@ class Relay:
             if not self._connected_once.is_set():
                 assert error is not None
                 raise error
-            if error is not None:
-                logger.warning("MQTT broker %s lost (%s); reconnecting", self._config.url, error)
-            unexpected = True
             delay = next_backoff(delay, held)
+            if error is not None and line is not None:
+                # Said once per outage; the retries that follow are not news.
+                logger.warning("MQTT broker %s lost (%s); reconnecting", self._config.url, error)
+            elif error is not None:
+                logger.info("MQTT broker %s still unreachable (%s)", self._config.url, error)
+            unexpected = True
             await asyncio.sleep(delay)
 
     async def _connection(self, *, replay: bool) -> None:

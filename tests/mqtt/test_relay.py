@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import aiomqtt
@@ -134,6 +135,28 @@ async def test_broker_killed_and_restarted_mid_session_loses_nothing_and_keeps_o
     events = dashboard.events()
     assert [e["number"] for e in events] == list(range(1, len(recorded) + 1))
     assert _types(events)[-1] == "session_done"
+
+
+async def test_a_broker_outage_is_warned_of_once_however_many_retries_it_takes(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="companion.mqtt.relay")
+    async with (
+        sim_session(tmp_path, speed=5) as session,
+        Relay(session, mosquitto.config, outbox=tmp_path / "outbox.sqlite3"),
+    ):
+        run = asyncio.create_task(session.run())
+        await asyncio.sleep(0.5)
+        mosquitto.kill()
+        await asyncio.sleep(1.6)  # retries after 0.2, 0.4 and 0.8 s fail meanwhile
+        mosquitto.start()
+        await asyncio.wait_for(run, 30)
+    relayed = [r for r in caplog.records if r.name == "companion.mqtt.relay"]
+    lost = [r for r in relayed if "lost" in r.getMessage()]
+    retried = [r for r in relayed if "still unreachable" in r.getMessage()]
+    assert [r.levelno for r in lost] == [logging.WARNING]
+    assert retried
+    assert {r.levelno for r in retried} == {logging.INFO}
 
 
 async def test_messages_left_by_a_crashed_host_are_published_first_on_the_next_run(
