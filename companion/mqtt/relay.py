@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 5.0
+_CANCEL_AGAIN_S: Final = 1.0  # a runner not ended this long after a cancel is cancelled again
 _HELD_S: Final = 5.0  # a connection up this long was a good one: the backoff starts over
 _MAINTAIN_EVERY_S: Final = 1.0  # prune acknowledged rows, checkpoint the WAL
 _COMMANDS_QUEUED: Final = 16  # more waiting than this is a flood: rejected at once
@@ -337,9 +338,14 @@ class Relay:
 
     async def _shutdown(self) -> None:
         if self._runner is not None:
-            self._runner.cancel()
+            runner = self._runner
+            runner.cancel()
+            # Python 3.11's wait_for (inside aiomqtt's publish) can swallow a cancel that
+            # lands as its inner wait ends: the runner would go on, and this wait for ever.
+            while not (await asyncio.wait({runner}, timeout=_CANCEL_AGAIN_S))[0]:
+                runner.cancel()
             try:
-                await self._runner
+                await runner
             except asyncio.CancelledError:
                 pass
             except Exception:
