@@ -1185,7 +1185,12 @@ def class_(
                 console.print(f"class screen at {shown.url}", highlight=False)
             group.cancel_reason = StopReason.USER  # Ctrl-C or a signal: a person at the host
             runner = asyncio.create_task(host.run() if host else group.run())
-            lines = _ClassLines()
+            lines = _ClassLines(
+                lambda band_id: next(
+                    (p.name for p in group.snapshot().participants if p.band_id == band_id),
+                    band_id,
+                )
+            )
             try:
                 async for event in group.events():
                     line = lines.line(event, clock.now())
@@ -1312,9 +1317,11 @@ def _class_hosts_line(host: Any, expected: tuple[str, ...], join_id: str | None)
 
 
 class _ClassLines:
-    """The class's progress as terminal lines: its own events, and one band's steps."""
+    """The class's progress as terminal lines: its own events, and one band's steps;
+    ``name_of`` gives a band's participant (their roster name, else the band's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name_of: Callable[[str], str]) -> None:
+        self._name_of = name_of
         self._steps_of: str | None = None  # every band shares the steps: one shows them
         self._class_stopped = False
 
@@ -1331,13 +1338,13 @@ class _ClassLines:
             case ClassStarted():
                 return f"start in {event.start - now:.1f} s: every band has the same instant"
             case ParticipantJoined():
-                return f"{event.band_id} joins from round {event.from_round}"
+                return f"{self._name_of(event.band_id)} joins from round {event.from_round}"
             case ClassStopped():
                 self._class_stopped = True
                 return f"class stopped ({event.reason.value}): every band gets STOP"
             case ParticipantStopped():
                 tail = "" if self._class_stopped else "; the class goes on"
-                return f"{event.band_id} stopped ({event.reason.value}){tail}"
+                return f"{self._name_of(event.band_id)} stopped ({event.reason.value}){tail}"
             case ClassEnded():
                 return "class over"
             case SessionEvent(band_id=band_id, event=StepStarted() as step):
@@ -1345,7 +1352,7 @@ class _ClassLines:
                 if band_id == self._steps_of:
                     return f"round {step.round}: {step.name} ({step.duration_s:g} s)"
             case SessionEvent(band_id=band_id, event=SessionDone()):
-                return f"{band_id} done"
+                return f"{self._name_of(band_id)} done"
         return ""
 
 

@@ -270,6 +270,7 @@ def test_a_class_with_a_roster_shows_each_person_by_name(tmp_path: Path, db: Pat
     rows = [line for line in result.output.splitlines() if "done" in line and "│" in line]
     names = [row.split("│")[1].strip() for row in rows]
     assert names == ["Ana", "Ben", "Class002"]
+    assert "Ana done" in result.output  # the progress lines name people too
     too_many = invoke("class", "--sim", "1", "--roster", roster, "--db", db)
     assert too_many.exit_code == 2
     assert "raise --sim to 2" in too_many.output
