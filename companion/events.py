@@ -348,6 +348,7 @@ class SessionEvent:
         return event_type_name(self.event)
 
 
+@functools.cache  # a handful of names, asked for several times per heart-rate sample
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
