@@ -21,6 +21,7 @@ from typing import Any, Final
 import firmware_protocol as fp
 
 from .errors import PlanError, PlanTooLargeError
+from .toml_file import read_toml
 
 __all__ = [
     "BUILTIN_PLANS",
@@ -272,14 +273,7 @@ def parse_plan(data: Mapping[str, Any], source: str = "<plan>") -> Plan:
 def load_plan(path: str | Path) -> Plan:
     """Load and validate a TOML plan file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read the plan file ({exc.strerror})") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(f"{path}: not valid TOML: {exc}. See docs/plans.md") from exc
+    data = read_toml(path, "the plan file", PlanError, hint=". See docs/plans.md")
     return parse_plan(data, str(path))
 
 

@@ -14,13 +14,13 @@ Pure: text in, :class:`~companion.group.Participant` out; every mistake is a
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from .errors import CompanionError
 from .group import Participant
+from .toml_file import read_toml
 
 __all__ = ["MAX_PARTICIPANTS", "RosterError", "load_roster", "parse_roster"]
 
@@ -69,14 +69,7 @@ def parse_roster(
 def load_roster(path: str | Path, *, bands_given: bool = True) -> list[Participant]:
     """Load and check a roster file (see :func:`parse_roster`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RosterError(f"{path}: cannot read the roster ({exc.strerror})") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RosterError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path, "the roster", RosterError)
     return parse_roster(data, str(path), bands_given=bands_given)
 
 

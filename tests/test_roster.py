@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from companion.errors import PlanError
 from companion.group import Participant
+from companion.plan import load_plan
 from companion.roster import RosterError, load_roster, parse_roster
 
 ROSTER = """
@@ -83,3 +85,12 @@ def test_a_roster_of_more_than_a_class_takes_is_refused() -> None:
     data = {"participant": [{"band": f"b{i}", "name": f"P{i}"} for i in range(201)]}
     with pytest.raises(RosterError, match="at most 200"):
         parse_roster(data, "r.toml")
+
+
+def test_a_roster_or_plan_that_is_not_utf8_text_is_a_clear_error(tmp_path: Path) -> None:
+    latin = tmp_path / "latin1.toml"
+    latin.write_bytes('[[participant]]\nname = "Chloé"\n'.encode("latin-1"))
+    with pytest.raises(RosterError, match="the roster is not UTF-8 text"):
+        load_roster(latin)
+    with pytest.raises(PlanError, match="the plan file is not UTF-8 text"):
+        load_plan(latin)

@@ -18,12 +18,13 @@ import pytest
 import firmware_protocol as fp
 from companion.clock import LoopClock
 from companion.group import ClassStarted, GroupClass
+from companion.group_state import ClassSnapshot
 from companion.mqtt.class_hosts import ClassHost, ClassHostError, fetch_announcement
 from companion.mqtt.class_topics import ClassTopics, HostState, parse_host_status
 from companion.mqtt.discovery import class_discovery_topic
 from companion.mqtt.loopback import LoopbackBroker
 from companion.plan import Plan, Step
-from companion.sim import VirtualWorld
+from companion.sim import VirtualBand, VirtualWorld
 from companion.state import SessionPhase
 
 from .conftest import add_bands, motor_times, spreads_ms
@@ -89,6 +90,28 @@ async def _follower(
     return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock, off_s))
 
 
+async def _two_hosts_25_s_in(
+    world: VirtualWorld,
+    second: VirtualWorld,
+    bands: list[VirtualBand],
+    broker: LoopbackBroker,
+    clock: LoopClock,
+) -> tuple[GroupClass, ClassHost, asyncio.Task[ClassSnapshot], asyncio.Task[ClassSnapshot]]:
+    """Bands 0-1 on the coordinator pi-a, 2-3 on pi-b, both running, 25 s into the class:
+    the coordinator's group, the follower, and both hosts' runs."""
+    group = GroupClass(PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock)
+    leading = asyncio.create_task(_coordinator(group, broker, clock, "pi-b").run())
+    follower = await _follower(
+        broker, second, [b.address for b in bands[2:]], clock, group.class_id
+    )
+    following = asyncio.create_task(follower.run())
+    async for event in group.events():
+        if isinstance(event, ClassStarted):
+            await clock.sleep_until(event.start + 25)
+            break
+    return group, follower, leading, following
+
+
 async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> None:
     clock = LoopClock()
     broker = LoopbackBroker()
@@ -137,19 +160,9 @@ async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> 
         bands = await add_bands(world, 4)
         second = world.another_host("pi-b")
         try:
-            group = GroupClass(
-                PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock, links=5
+            group, follower, leading, following = await _two_hosts_25_s_in(
+                world, second, bands, broker, clock
             )
-            coordinator = _coordinator(group, broker, clock, "pi-b")
-            leading = asyncio.create_task(coordinator.run())
-            follower = await _follower(
-                broker, second, [b.address for b in bands[2:]], clock, group.class_id
-            )
-            following = asyncio.create_task(follower.run())
-            async for event in group.events():
-                if isinstance(event, ClassStarted):
-                    await clock.sleep_until(event.start + 25)
-                    break
             # Home Assistant's buttons publish on the class's cmd topic.
             dashboard = broker.bus()
             await dashboard.publish(ClassTopics(group.class_id).cmd, b"pause")
@@ -247,19 +260,9 @@ async def test_a_coordinator_stopped_mid_class_stops_the_class_on_every_host() -
         bands = await add_bands(world, 4)
         second = world.another_host("pi-b")
         try:
-            group = GroupClass(
-                PLAN, [bands[0].address, bands[1].address], backend=world.backend, clock=clock
+            group, _, leading, following = await _two_hosts_25_s_in(
+                world, second, bands, broker, clock
             )
-            coordinator = _coordinator(group, broker, clock, "pi-b")
-            leading = asyncio.create_task(coordinator.run())
-            follower = await _follower(
-                broker, second, [bands[2].address, bands[3].address], clock, group.class_id
-            )
-            following = asyncio.create_task(follower.run())
-            async for event in group.events():
-                if isinstance(event, ClassStarted):
-                    await clock.sleep_until(event.start + 25)
-                    break
             leading.cancel()  # Ctrl-C on the coordinating host
             with pytest.raises(asyncio.CancelledError):
                 await leading
