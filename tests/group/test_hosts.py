@@ -9,9 +9,11 @@ same hosts on a real mosquitto: ``test_hosts_on_mosquitto.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -90,26 +92,37 @@ async def _follower(
     return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock, off_s))
 
 
-async def _two_hosts_25_s_in(
-    world: VirtualWorld,
-    second: VirtualWorld,
-    bands: list[VirtualBand],
-    broker: LoopbackBroker,
-    clock: LoopClock,
-) -> tuple[GroupClass, ClassHost, asyncio.Task[ClassSnapshot], asyncio.Task[ClassSnapshot]]:
-    """Bands 0-1 on the coordinator pi-a, 2-3 on pi-b, both running, 25 s into the class:
-    the coordinator's group, the follower, and both hosts' runs."""
-    group = GroupClass(PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock)
-    leading = asyncio.create_task(_coordinator(group, broker, clock, "pi-b").run())
-    follower = await _follower(
-        broker, second, [b.address for b in bands[2:]], clock, group.class_id
-    )
-    following = asyncio.create_task(follower.run())
-    async for event in group.events():
-        if isinstance(event, ClassStarted):
-            await clock.sleep_until(event.start + 25)
-            break
-    return group, follower, leading, following
+@dataclasses.dataclass
+class _TwoHosts:
+    bands: list[VirtualBand]
+    group: GroupClass  # the coordinator's
+    follower: ClassHost
+    leading: asyncio.Task[ClassSnapshot]
+    following: asyncio.Task[ClassSnapshot]
+
+
+@contextlib.asynccontextmanager
+async def _two_hosts_25_s_in(broker: LoopbackBroker, clock: LoopClock) -> AsyncIterator[_TwoHosts]:
+    """Bands 0-1 on the coordinator pi-a, 2-3 on pi-b, both running, 25 s into the class."""
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 4)
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(
+                PLAN, [b.address for b in bands[:2]], backend=world.backend, clock=clock
+            )
+            leading = asyncio.create_task(_coordinator(group, broker, clock, "pi-b").run())
+            follower = await _follower(
+                broker, second, [b.address for b in bands[2:]], clock, group.class_id
+            )
+            following = asyncio.create_task(follower.run())
+            async for event in group.events():
+                if isinstance(event, ClassStarted):
+                    await clock.sleep_until(event.start + 25)
+                    break
+            yield _TwoHosts(bands, group, follower, leading, following)
+        finally:
+            await second.close()
 
 
 async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> None:
@@ -156,21 +169,14 @@ async def test_thirty_bands_on_two_hosts_of_five_links_each_buzz_together() -> N
 async def test_a_pause_on_the_coordinator_holds_both_hosts_timelines_alike() -> None:
     clock = LoopClock()
     broker = LoopbackBroker()
-    async with VirtualWorld(name="pi-a") as world:
-        bands = await add_bands(world, 4)
-        second = world.another_host("pi-b")
-        try:
-            group, follower, leading, following = await _two_hosts_25_s_in(
-                world, second, bands, broker, clock
-            )
-            # Home Assistant's buttons publish on the class's cmd topic.
-            dashboard = broker.bus()
-            await dashboard.publish(ClassTopics(group.class_id).cmd, b"pause")
-            await clock.sleep(30)
-            await dashboard.publish(ClassTopics(group.class_id).cmd, b'{"command": "resume"}')
-            await asyncio.gather(leading, following)
-        finally:
-            await second.close()
+    async with _two_hosts_25_s_in(broker, clock) as hosts:
+        # Home Assistant's buttons publish on the class's cmd topic.
+        dashboard = broker.bus()
+        await dashboard.publish(ClassTopics(hosts.group.class_id).cmd, b"pause")
+        await clock.sleep(30)
+        await dashboard.publish(ClassTopics(hosts.group.class_id).cmd, b'{"command": "resume"}')
+        await asyncio.gather(hosts.leading, hosts.following)
+    bands, group, follower = hosts.bands, hosts.group, hosts.follower
     # Both hosts shifted their timelines by the same 30 s: the bands still agree.
     assert follower.group.elapsed_s() == pytest.approx(group.elapsed_s(), abs=0.01)
     spreads = spreads_ms(bands, CUE_IDS)
@@ -256,19 +262,12 @@ async def test_hostile_class_messages_are_dropped_and_the_class_goes_on() -> Non
 async def test_a_coordinator_stopped_mid_class_stops_the_class_on_every_host() -> None:
     clock = LoopClock()
     broker = LoopbackBroker()
-    async with VirtualWorld(name="pi-a") as world:
-        bands = await add_bands(world, 4)
-        second = world.another_host("pi-b")
-        try:
-            group, _, leading, following = await _two_hosts_25_s_in(
-                world, second, bands, broker, clock
-            )
-            leading.cancel()  # Ctrl-C on the coordinating host
-            with pytest.raises(asyncio.CancelledError):
-                await leading
-            final = await following  # the other host's class ends: its bands were stopped
-        finally:
-            await second.close()
+    async with _two_hosts_25_s_in(broker, clock) as hosts:
+        hosts.leading.cancel()  # Ctrl-C on the coordinating host
+        with pytest.raises(asyncio.CancelledError):
+            await hosts.leading
+        final = await hosts.following  # the other host's class ends: its bands were stopped
+    bands, group = hosts.bands, hosts.group
     for band in bands:
         played = [a.cue_id for a in band.motor.played if a.cue_id >= 0]
         assert played[-1] == fp.STOPPED_CUE_ID, band.config.name
