@@ -61,7 +61,7 @@ from .kinds import BandKind, HostTimedBand, connect_for_session
 from .kinds import Capabilities as KindCapabilities
 from .plan import Plan
 from .session import Session
-from .state import CueMode, DeviceInfo, SessionPhase
+from .state import CueMode, DeviceInfo, SessionCommand, SessionPhase
 from .store import Store
 
 __all__ = [
@@ -200,7 +200,7 @@ class _Seat:
         self.battery: int | None = None
         self.heart_rate: HeartRate | None = None  # the latest reading heard
         self.session: Session | None = None
-        self.pending: list[str] = []  # commands for a rotated band's next turn
+        self.pending: list[SessionCommand] = []  # for a rotated band's next turn
         self.started = asyncio.Event()  # START went through: the band's turns begin
         self.band_t = -math.inf  # the latest band-stamped time heard (host clock)
         # (host s, band minus host offset us, its uncertainty us) from each turn's sync
@@ -278,26 +278,26 @@ class _Seat:
         raise CompanionError("a class band's workout is followed by its class, not adopted")
 
     async def pause(self) -> None:
-        await self._command("pause")
+        await self._command(SessionCommand.PAUSE)
 
     async def resume(self) -> None:
-        await self._command("resume")
+        await self._command(SessionCommand.RESUME)
 
     async def skip(self) -> None:
-        await self._command("skip")
+        await self._command(SessionCommand.SKIP)
 
     async def stop(self) -> None:
-        await self._command("stop")
+        await self._command(SessionCommand.STOP)
 
-    async def _command(self, name: str) -> None:
+    async def _command(self, command: SessionCommand) -> None:
         band = self.held or self.linked
         # On the START turn a command waits for the START, which it follows on that turn.
         if band is not None and band.link_up and (self.held or self.started.is_set()):
-            await getattr(band, name)()
+            await getattr(band, command.value)()  # the band's method of the command's name
             return
         # Not awaited: a band out of range must not hold the whole class's command up.
-        logger.info("band %s gets %s on its next turn", self.band_id, name)
-        self.pending.append(name)
+        logger.info("band %s gets %s on its next turn", self.band_id, command.value)
+        self.pending.append(command)
 
     # -- what the class does with it ----------------------------------------------------
 
@@ -667,8 +667,7 @@ class GroupClass:
         left = [s for s in self._seats if s.session is not None and not s.session.finished]
         if not left:
             return
-        rotated = sum(1 for s in left if s.held is None)
-        rounds = math.ceil(rotated / self.links) if rotated else 0
+        rounds = math.ceil(sum(1 for s in left if s.held is None) / self.links)
         bound_s = max(_STOP_TURN_S, (rounds + 1) * (self._turn_s / self.clock.rate + 1.0))
         logger.warning(
             "stopping the class on %d bands (at most %.0f s; the links are shared)",
@@ -848,7 +847,7 @@ class GroupClass:
                 await band.sync_time(_START_SYNC_SAMPLES)
             at = seat.start_s + seat.correction_s(band, seat.start_s)
             await band.start_at(at, session_id=seat.band_session)
-        elif "stop" in seat.pending:
+        elif SessionCommand.STOP in seat.pending:
             pass  # the band's last turn: no timeline to keep
         elif capabilities.session_id == seat.band_session:
             await band.sync_time(_TURN_SYNC_SAMPLES)  # nothing adopted yet: nothing moves
@@ -860,11 +859,11 @@ class GroupClass:
         else:
             logger.warning("band %s no longer runs the class's workout", seat.band_id)
         pending, seat.pending = seat.pending, []
-        for name in pending:
+        for command in pending:
             try:
-                await getattr(band, name)()
+                await getattr(band, command.value)()
             except CompanionError as exc:
-                logger.info("band %s refused %s: %s", seat.band_id, name, exc)
+                logger.info("band %s refused %s: %s", seat.band_id, command.value, exc)
         deadline = self.clock.now() + _TURN_DWELL_S * self.clock.rate
         while self.clock.now() < deadline and seat.band_t < began:
             await self.clock.sleep(0.1)
