@@ -8,8 +8,9 @@ A TOML file, one ``[[participant]]`` table each::
     age = 34                     # zones from 220 - age ...
     # max_hr = 182               # ... or from a measured max
 
-Pure: text in, :class:`~companion.group.Participant` out; every mistake is a
-:class:`RosterError` that names the file, the entry and the fix.
+:func:`parse_roster` is pure (parsed TOML in, :class:`~companion.group.Participant`
+out); :func:`load_roster` reads the file. Every mistake is a :class:`RosterError` that
+names the file, the entry and the fix.
 """
 
 from __future__ import annotations
@@ -54,15 +55,18 @@ def parse_roster(
             'e.g. band = "C3:52:11:8A:0F:21" and name = "Ana"'
         )
     if len(entries) > MAX_PARTICIPANTS:
-        raise RosterError(f"{source}: {len(entries)} participants; a class takes at most 200")
+        raise RosterError(
+            f"{source}: {len(entries)} participants; a class takes at most {MAX_PARTICIPANTS}"
+        )
     participants = [
         _participant(entry, f"{source}: participant {number}", bands_given)
         for number, entry in enumerate(entries, start=1)
     ]
-    bands = [p.target for p in participants if p.target]
-    for band in bands:
-        if bands.count(band) > 1:
+    seen: set[str] = set()
+    for band in (p.target for p in participants if p.target):
+        if band in seen:
             raise RosterError(f"{source}: band {band!r} is on the roster twice: one per person")
+        seen.add(band)
     return participants
 
 
