@@ -1204,7 +1204,7 @@ def class_(
                 runner.cancel()
                 with contextlib.suppress(asyncio.CancelledError, CompanionError):
                     await runner
-                console.print(_class_table(group.snapshot()))
+                console.print(_class_table(source.snapshot()))  # every host's, as at the end
                 raise
             console.print(_class_table(final))
 
