@@ -43,6 +43,7 @@ import firmware_protocol as fp
 from .band import Band
 from .ble.backend import BleakBackend
 from .clock import Clock, LoopClock
+from .clock_line import ClockPoint, fit_clock_line
 from .errors import CompanionError, LinkLostError
 from .events import (
     BandStateChanged,
@@ -89,9 +90,6 @@ _START_SYNC_SAMPLES: Final = 48  # before START: the first cues rest on this est
 _TURN_EVERY_S: Final = 10.0  # at least this between two turns of one band
 _START_MARGIN_S: Final = 2.0
 _FIT_TURNS: Final = 12  # the last turns' estimates a band's clock line is fitted through
-_MAX_DRIFT_PPM: Final = 100.0  # crystals are within 50 ppm: a steeper fit is noise
-_DRIFT_PRIOR_PPM: Final = 30.0  # a crystal's drift, as a prior: most are well within 50 ppm
-_TURN_NOISE_US: Final = 1000.0  # a turn's offset estimate is about 1 ms off (10-40 ms links)
 _FLUSH_S: Final = 0.1  # before a turn's link closes: the last acknowledgements go out
 _LAST_TURN_HR_S: Final = 60.0  # a rotated band's last heart rate is shown this long (real s)
 _STOP_TURN_S: Final = 5.0  # a last turn's bound (real seconds) when a cancelled class stops
@@ -203,8 +201,7 @@ class _Seat:
         self.pending: list[SessionCommand] = []  # for a rotated band's next turn
         self.started = asyncio.Event()  # START went through: the band's turns begin
         self.band_t = -math.inf  # the latest band-stamped time heard (host clock)
-        # (host s, band minus host offset us, its uncertainty us) from each turn's sync
-        self.offsets: list[tuple[float, float, float]] = []
+        self.offsets: list[ClockPoint] = []  # each turn's sync: the band's clock line
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._cues_seen: set[int] = set()
         self._last_t = -math.inf
@@ -331,39 +328,20 @@ class _Seat:
         """How far to move an instant given to ``band`` so that it lands where the clock
         line through every recent turn puts it, rather than this turn's estimate alone.
 
-        Each turn's sync is a fresh estimate, a few ms off under link jitter; taken on
-        its own it would move the band's timeline by that noise at every turn. A line
-        through the last turns' estimates (a crystal's drift is a straight line) has a
-        fraction of that noise, and follows the drift.
+        Each turn's sync is a fresh estimate, a little off under link jitter; taken on
+        its own it would move the band's timeline by that noise at every turn
+        (:mod:`companion.clock_line` says how the line is fitted).
         """
         estimate = band.clock_estimate
         if estimate is None:
             return 0.0
         now = self.clock.now()
         offset = estimate.offset_at(now * 1_000_000)
-        self.offsets = [*self.offsets[-(_FIT_TURNS - 1) :], (now, offset, estimate.uncertainty_us)]
-        weights = [1.0 / max(u, 500.0) ** 2 for _t, _o, u in self.offsets]
-        weights = [w * len(weights) / sum(weights) for w in weights]  # relative: mean 1
-        total = sum(weights)
-        t_mean = sum(w * t for w, (t, _o, _u) in zip(weights, self.offsets, strict=True)) / total
-        o_mean = sum(w * o for w, (_t, o, _u) in zip(weights, self.offsets, strict=True)) / total
-        spread = sum(
-            w * (t - t_mean) ** 2 for w, (t, _o, _u) in zip(weights, self.offsets, strict=True)
-        )
-        slope = (
-            sum(
-                w * (t - t_mean) * (o - o_mean)
-                for w, (t, o, _u) in zip(weights, self.offsets, strict=True)
-            )
-            # Turns close together show their noise, not drift (1 ms over 10 s reads as
-            # 100 ppm): the slope is drawn toward none until the turns span enough time
-            # to show one (a least-squares line with a prior on its slope).
-            / (spread + (_TURN_NOISE_US / _DRIFT_PRIOR_PPM) ** 2)
-        )
-        slope = min(max(slope, -_MAX_DRIFT_PPM), _MAX_DRIFT_PPM)  # us per s: ppm
+        point = ClockPoint(now, offset, estimate.uncertainty_us)
+        self.offsets = [*self.offsets[-(_FIT_TURNS - 1) :], point]
         # Where the timeline should be right: the instant itself, or the middle of the
         # wait for the next turn, along the fitted drift.
-        fitted = o_mean + slope * ((now if target is None else target) - t_mean)
+        fitted = fit_clock_line(self.offsets).offset_at(now if target is None else target)
         return (fitted - offset) / 1_000_000
 
 
@@ -711,7 +689,9 @@ class GroupClass:
                 await band.push_plan(seat.plan)
                 if isinstance(band, Band):
                     seat.fp_capabilities = band.capabilities
-                    seat.correction_s(band)  # the first point of its clock line
+                    # The first point of its clock line: the first cues rest on its slope.
+                    await band.sync_time(_TURN_SYNC_SAMPLES)
+                    seat.correction_s(band)
                 keep = isinstance(band, HostTimedBand) or not rotate
                 # A rotated class needs one slot left to rotate through.
                 if keep and rotate and self._free_slots() <= 1:
@@ -850,7 +830,9 @@ class GroupClass:
         elif SessionCommand.STOP in seat.pending:
             pass  # the band's last turn: no timeline to keep
         elif capabilities.session_id == seat.band_session:
-            await band.sync_time(_TURN_SYNC_SAMPLES)  # nothing adopted yet: nothing moves
+            # Before the start, a turn has time to spare: a better line for the first cues.
+            early = self.clock.now() < seat.start_s
+            await band.sync_time(_START_SYNC_SAMPLES if early else _TURN_SYNC_SAMPLES)
             shift_s = capabilities.session_shift_us / 1_000_000
             due = seat.start_s + (self._shift_s - seat.shift_base_s) - shift_s
             ahead = self.clock.now() + max(self.turn_every_s, self._prepared_in_s) / 2
