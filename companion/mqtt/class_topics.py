@@ -3,7 +3,8 @@
 Under ``<root>/class/<class id>`` (default root ``companion``)::
 
     announce              retained  the plan (TOML) and the coordinator's name
-    start                 retained  the start instant (UTC seconds), or why it was refused
+    start                 retained  the start instant (UTC seconds), or why it was refused;
+                                    after each control, where that left the timeline
     control               QoS 1     pause / resume / skip / stop at a UTC instant, numbered
     cmd                   inbound   a dashboard's command for the whole class
     state                 retained  the whole class (the class screen's JSON), about 1/s
@@ -181,10 +182,20 @@ class HostStatus:
 
 @dataclass(frozen=True, slots=True)
 class ClassStart:
-    """The start instant (UTC seconds), or, with ``refused``, why the class will not start."""
+    """The start instant (UTC seconds), or, with ``refused``, why the class will not start.
+
+    The coordinator publishes it again after each control (``seq``), with where that left
+    the class timeline: ``elapsed_s`` (class seconds, pauses left out) at ``at_utc``, and
+    standing still there while ``paused``. Controls are not retained, so this is how a host
+    that arrives after some knows where the class is.
+    """
 
     start_utc: float | None
     refused: str = ""
+    seq: int = 0
+    at_utc: float | None = None  # None: no control yet, the timeline runs from start_utc
+    elapsed_s: float = 0.0
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +265,10 @@ def encode(
                     "v": CLASS_SCHEMA_VERSION,
                     "start_utc": message.start_utc,
                     "refused": message.refused,
+                    "seq": message.seq,
+                    "at_utc": message.at_utc,
+                    "elapsed_s": message.elapsed_s,
+                    "paused": message.paused,
                 }
             )
         case ClassControl():
@@ -394,13 +409,24 @@ def parse_host_status(payload: bytes) -> HostStatus:
 
 
 def parse_start(payload: bytes) -> ClassStart:
-    """The ``start`` message: an instant, or a refusal with its reason."""
+    """The ``start`` message: an instant (and where the timeline is), or a refusal."""
     data = _load(payload)
     start = _optional(data, "start_utc", (int, float))
     refused = _field(data, "refused", str)[:1000]
     if (start is None) == (not refused):
         raise ClassMessageError("a start has either 'start_utc' or a 'refused' reason")
-    return ClassStart(None if start is None else float(start), refused)
+    # The timeline fields came later: a start without them has had no control yet.
+    at = _optional(data, "at_utc", (int, float))
+    elapsed = float(_field(data, "elapsed_s", (int, float))) if "elapsed_s" in data else 0.0
+    paused = _field(data, "paused", bool) if "paused" in data else False
+    return ClassStart(
+        None if start is None else float(start),
+        refused,
+        seq=_count(data, "seq") if "seq" in data else 0,
+        at_utc=None if at is None else float(at),
+        elapsed_s=elapsed,
+        paused=paused,
+    )
 
 
 def parse_control(payload: bytes) -> ClassControl:

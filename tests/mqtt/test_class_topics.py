@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from companion.mqtt.class_topics import (
     ClassMessageError,
+    ClassStart,
     ClassTopics,
     as_name,
     check_name,
+    encode,
+    parse_start,
     participants_from_payload,
     participants_payload,
 )
@@ -60,3 +63,31 @@ def test_a_participant_with_a_bad_field_is_refused_by_name(field: str, value: ob
     row["participants"][0][field] = value
     with pytest.raises(ClassMessageError, match=field):
         participants_from_payload(json.dumps(row).encode())
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        ClassStart(1_800_000_000.5),
+        ClassStart(None, "host pi-b cannot take part"),
+        ClassStart(1_800_000_000.5, seq=3, at_utc=1_800_000_040.25, elapsed_s=28.5, paused=True),
+    ],
+)
+def test_a_start_and_where_its_timeline_stands_come_back_as_they_were_sent(
+    start: ClassStart,
+) -> None:
+    assert parse_start(encode(start)) == start
+
+
+def test_a_start_from_before_the_timeline_fields_reads_as_one_with_no_control_yet() -> None:
+    start = parse_start(b'{"v": 1, "start_utc": 1800000000.5, "refused": ""}')
+    assert start == ClassStart(1_800_000_000.5, seq=0, at_utc=None, elapsed_s=0.0, paused=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("seq", -1), ("at_utc", "soon"), ("elapsed_s", None), ("paused", 1)]
+)
+def test_a_start_with_a_bad_timeline_field_is_refused_by_name(field: str, value: object) -> None:
+    data = {"v": 1, "start_utc": 1800000000.5, "refused": "", field: value}
+    with pytest.raises(ClassMessageError, match=field):
+        parse_start(json.dumps(data).encode())
