@@ -1335,6 +1335,16 @@ class _ClassLines:
         )
 
         match event:
+            case ClassStarted(resumed=True):
+                return (
+                    f"resumed the class the bands still run, {now - event.start:.0f} s in "
+                    "(left running by a host that stopped without ending it)"
+                )
+            case ClassStarted(from_round=first) if first > 1:
+                return (
+                    f"the class began before this host: its {event.bands} bands join from "
+                    f"round {first} (the cues before count as missed)"
+                )
             case ClassStarted():
                 return f"start in {event.start - now:.1f} s: every band has the same instant"
             case ParticipantJoined():

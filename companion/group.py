@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import random
+import statistics
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -118,13 +119,19 @@ class Participant:
 
 @dataclass(frozen=True, slots=True)
 class ClassStarted:
-    """Every band was given the class's start instant (host clock)."""
+    """Every band was given the class's start instant (host clock); or, ``resumed``, the
+    bands already ran the class, left running by a host that stopped without ending it."""
 
     class_id: str
     start: float
     bands: int
     rotating: bool
     links: int
+    resumed: bool = False
+    from_round: int = 1
+    """The round this host's bands start from: later than 1 when the host came after the
+    class began (the rounds before are its bands' missed cues, :class:`ParticipantJoined`;
+    ``start`` is then the class's, moved by the pauses and skips before it came)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,9 @@ class _Seat:
         self.started = asyncio.Event()  # START went through: the band's turns begin
         self.band_t = -math.inf  # the latest band-stamped time heard (host clock)
         self.offsets: list[ClockPoint] = []  # each turn's sync: the band's clock line
+        # Where the class workout this band still runs started (host clock), when a host
+        # that recorded it in this store stopped without ending it (killed, say).
+        self.resumed_start: float | None = None
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._cues_seen: set[int] = set()
         self._last_t = -math.inf
@@ -272,7 +282,15 @@ class _Seat:
         return self.start_s
 
     def adopt(self) -> float:
-        raise CompanionError("a class band's workout is followed by its class, not adopted")
+        """Follow the class workout the band still runs: the class resumed it (``run``)."""
+        if self.resumed_start is None:
+            raise CompanionError(
+                f"band {self.target} runs a workout this class did not start: stop it "
+                f"(companion stop --band {self.target}) and start the class again"
+            )
+        if isinstance(self.held, Band):
+            self.held.adopt()
+        return self.start_s
 
     async def pause(self) -> None:
         await self._command(SessionCommand.PAUSE)
@@ -577,18 +595,46 @@ class GroupClass:
                 began = self.clock.now()
                 await self._prepare()
                 self._prepared_in_s = self.clock.now() - began
-                if start is None:
-                    self.start_s = self.clock.now() + self.start_lead_s(self._prepared_in_s)
+                resumed = any(s.resumed_start is not None for s in self._seats)
+                if resumed and start is not None:
+                    raise CompanionError(
+                        "these bands still run a class that a host left running (killed?); "
+                        "a class across hosts cannot resume it: run it on this host alone "
+                        "(without --broker) to follow it to its end, or stop the bands "
+                        "(companion stop --band ...) and start the class again"
+                    )
+                if resumed:
+                    seats = self._resume()
                 else:
-                    self.start_s = await start(self._prepared_in_s)
-                for seat in self._seats:
-                    seat.start_s = self.start_s
+                    if start is None:
+                        self.start_s = self.clock.now() + self.start_lead_s(self._prepared_in_s)
+                    else:
+                        self.start_s = await start(self._prepared_in_s)
+                    seats = self._seats
+                    # A host that came after the class began, or too close to its start
+                    # for the START turns, puts its bands on as late bands are.
+                    late = start is not None and self.start_s - self.clock.now() < (
+                        self.start_lead_s(self._prepared_in_s) / 2
+                    )
+                    for seat in seats:
+                        seat.start_s = self.start_s
+                        if late:
+                            self._from_next_round(seat)
+                assert self.start_s is not None
                 self._publish(
                     ClassStarted(
-                        self.class_id, self.start_s, len(self._seats), self.rotating, self.links
+                        self.class_id,
+                        self.start_s,
+                        len(self._seats),
+                        self.rotating,
+                        self.links,
+                        resumed,
+                        min((s.first_round for s in seats), default=1),
                     )
                 )
-                for seat in self._seats:
+                for seat in seats:
+                    if seat.first_round > 1:
+                        self._publish(self._joined(seat))
                     self._spawn(self._run_seat(seat))
                 while self._tasks:
                     await asyncio.wait(set(self._tasks))
@@ -616,26 +662,40 @@ class GroupClass:
             raise CompanionError("the class has not started: add the band to its participants")
         if not isinstance(participant, Participant):
             participant = Participant(participant)
+        seat = _Seat(self, participant, self.plan)
+        self._from_next_round(seat)  # before its first contact: the tail is what it gets
+        await self._seat_up(seat, rotate=self.rotating)
+        self._seats.append(seat)
+        joined = self._joined(seat)
+        self._publish(joined)
+        self._spawn(self._run_seat(seat))
+        return joined
+
+    def _from_next_round(self, seat: _Seat) -> None:
+        """Give ``seat`` the rest of the plan from the first whole round of the running
+        class that starts far enough ahead (a first contact, a START turn and a margin, as
+        its prepare took); the cues of the rounds before count as missed."""
+        assert self.start_s is not None
         margin = self._prepared_in_s * 1.5 + self.turn_every_s + _START_MARGIN_S
         elapsed = self.elapsed_s() + margin
         period = sum(s.duration_s for s in self.plan.steps) + self.plan.round_rest_s
         first = max(math.ceil(elapsed / period), 0) + 1 if elapsed > 0 else 1
         if first > self.plan.rounds:
             raise CompanionError(
-                f"too late to join: the class is in its last round ({self.plan.rounds})"
+                f"too late to join: the class is in its last round ({self.plan.rounds}), or "
+                f"less than {margin:.0f} s before it, and a late band joins at a round's "
+                "start: join before the last round, or wait for the next class"
             )
         tail = self.plan.with_rounds(self.plan.rounds - first + 1)
-        seat = _Seat(self, participant, tail)
+        seat.plan = tail
         seat.first_round = first
         seat.start_s = self.start_s + self._shift_s + (first - 1) * period
         seat.shift_base_s = self._shift_s
         seat.missed_before = len(self._timeline.cues) - len(fp.build_timeline(tail.to_wire()).cues)
-        await self._seat_up(seat, rotate=self.rotating)
-        self._seats.append(seat)
-        joined = ParticipantJoined(seat.band_id, first, seat.start_s, seat.missed_before)
-        self._publish(joined)
-        self._spawn(self._run_seat(seat))
-        return joined
+
+    @staticmethod
+    def _joined(seat: _Seat) -> ParticipantJoined:
+        return ParticipantJoined(seat.band_id, seat.first_round, seat.start_s, seat.missed_before)
 
     async def _stop_when_cancelled(self) -> None:
         """A cancelled class stops on every band before it lets go, within a bound, so
@@ -666,6 +726,53 @@ class GroupClass:
                 ", ".join(still),
             )
 
+    def _left_running(self, seat: _Seat, band: Band) -> float | None:
+        """Where the band's workout started (host clock) if it is this plan, recorded in
+        this store by a class that never saw it end: a host killed mid-class."""
+        capabilities = band.capabilities
+        if self.store is None or capabilities is None or not capabilities.workout_running:
+            return None
+        record = self.store.find_band_session(seat.band_id, capabilities.session_id)
+        if record is None or record.outcome is not None:
+            return None
+        if fp.plan_id(fp.encode_plan(seat.plan.to_wire())) != capabilities.plan_id:
+            return None
+        # Converted, not adopted: the band's replay waits for the class's first turn.
+        return band.to_host_time(capabilities.session_start_us + capabilities.session_adjust_us)
+
+    def _resume(self) -> list[_Seat]:
+        """Go on with the class the bands still run, on the timeline they keep: each band
+        is followed from where it is (its session row goes on, with the band's replay);
+        a band that no longer runs it sits the class out."""
+        resumed = [s for s in self._seats if s.resumed_start is not None]
+        self.start_s = statistics.median(
+            s.resumed_start for s in resumed if s.resumed_start is not None
+        )
+        self._shift_s = statistics.median(
+            s.fp_capabilities.session_shift_us / 1_000_000
+            for s in resumed
+            if s.fp_capabilities is not None
+        )
+        logger.info(
+            "resuming the class %d of %d bands still run (left running by a host that "
+            "stopped without ending it), %.0f s in",
+            len(resumed),
+            len(self._seats),
+            self.elapsed_s(),
+        )
+        for seat in self._seats:
+            if seat.resumed_start is None:
+                logger.warning(
+                    "band %s no longer runs the class's workout: it sits this class out",
+                    seat.band_id,
+                )
+                continue
+            assert seat.fp_capabilities is not None
+            seat.start_s = self.start_s
+            seat.band_session = seat.fp_capabilities.session_id
+            seat.started.set()  # its START went out before: its turns begin at once
+        return resumed
+
     def _free_slots(self) -> int:
         return self.links - sum(1 for s in self._seats if s.held is not None)
 
@@ -692,6 +799,7 @@ class GroupClass:
                     # The first point of its clock line: the first cues rest on its slope.
                     await band.sync_time(_TURN_SYNC_SAMPLES)
                     seat.correction_s(band)
+                    seat.resumed_start = self._left_running(seat, band)
                 keep = isinstance(band, HostTimedBand) or not rotate
                 # A rotated class needs one slot left to rotate through.
                 if keep and rotate and self._free_slots() <= 1:

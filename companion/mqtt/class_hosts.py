@@ -18,6 +18,13 @@ and the fix. The hosts' clocks are checked, not corrected: NTP is what keeps
 them, and a class that moved one host's timeline by a noisy broker
 measurement would hide the clock that needs fixing.
 
+**A host that comes late.** A host that gets ready after the class began
+puts its bands on the class timeline from the next round far enough ahead, as
+a late band is (:meth:`~companion.group.GroupClass.join`). Controls are not
+retained, so the coordinator publishes the retained ``start`` again after each
+one with where it left the timeline: the late host starts from that, pauses
+and skips included, and waits out a pause.
+
 Nothing here speaks BLE: a host's class is any :class:`HostedClass`.
 """
 
@@ -88,6 +95,7 @@ _PUBLISH_EVERY_S: Final = 1.0
 _FINISH_WAIT_S: Final = 60.0  # the other hosts' last turns after this one's class ended
 _LEAVE_S: Final = 2.0  # a stopped host's last words on the broker
 _BROKER_MARGIN_S: Final = 1.0  # the start message's way to every host, and their first await
+_TIMELINE_WAIT_S: Final = 10.0  # for the start the coordinator publishes after a control
 
 
 class ClassHostError(CompanionError):
@@ -110,6 +118,8 @@ class HostedClass(Protocol):
     ) -> ClassSnapshot: ...
 
     def start_lead_s(self, prepared_in_s: float) -> float: ...
+
+    def elapsed_s(self, now: float | None = None) -> float: ...
 
     def snapshot(self) -> ClassSnapshot: ...
 
@@ -265,7 +275,11 @@ class ClassHost:
         self.statuses: dict[str, HostStatus] = {}
         self._remote: dict[str, tuple[tuple[ParticipantSnapshot, ...], float]] = {}
         self._changed = asyncio.Event()
-        self._start: asyncio.Future[ClassStart] | None = None
+        self._class_start: ClassStart | None = None  # the latest, until this host takes it
+        self._start_news = asyncio.Event()
+        self._start_utc: float | None = None  # the coordinator's, once published
+        self._following = False  # this host took the start: controls move its timeline
+        self._heard_seq = 0  # the newest control heard before that
         self._answers: dict[int, asyncio.Future[tuple[TimeAnswer, int]]] = {}
         self._control_seq = 0
         self._started = False  # the coordinator published the start
@@ -310,7 +324,6 @@ class ClassHost:
     async def run(self) -> ClassSnapshot:
         """Take part in the class to its end; the final snapshot (every host's participants)."""
         topics = self.topics
-        self._start = asyncio.get_running_loop().create_future()
         for topic in (topics.start, topics.control, topics.time_answer(self.host)):
             await self.bus.subscribe(topic)
         if self.coordinator:
@@ -338,7 +351,7 @@ class ClassHost:
             runner = asyncio.ensure_future(self.group.run(start=self._start_at))
             try:
                 final = await runner
-            except ClassHostError as exc:
+            except CompanionError as exc:  # this host cannot take part (too late, say)
                 await self._status(HostState.REFUSED, note=str(exc))
                 raise
             except asyncio.CancelledError:
@@ -373,6 +386,7 @@ class ClassHost:
                     self._control_seq += 1
                     stop = ClassControl(self._control_seq, SessionCommand.STOP, self.utc())
                     await self.bus.publish(self.topics.control, encode(stop))
+                    await self._publish_timeline(stop)
                 elif self.coordinator:
                     called_off = ClassStart(None, f"the coordinator ({self.host}) was stopped")
                     await self.bus.publish(self.topics.start, encode(called_off), retain=True)
@@ -385,16 +399,57 @@ class ClassHost:
             return self.to_host(await self._coordinate_start(prepared_in_s))
         self.offset = await self._measure_offset()
         await self._status(HostState.READY)
-        assert self._start is not None
-        start = await self._start
+        start = await self._timeline()
         if start.start_utc is None:
             raise ClassHostError(f"the coordinator refused to start the class: {start.refused}")
-        if start.start_utc < self.utc():
-            raise ClassHostError(
-                "the class started before this host was ready: start the other hosts first "
-                "and the coordinating host last, or raise its --hosts wait"
+        self._control_seq = start.seq
+        self._following = True  # the group takes the instant before any other task runs
+        began = self.to_host(start.start_utc)
+        # The class's zero on its timeline as it runs now: the start, moved by the pauses
+        # and skips so far (the group then goes on from there as from a start).
+        zero = began if start.at_utc is None else self.to_host(start.at_utc) - start.elapsed_s
+        if began < self.group.clock.now():
+            logger.info(
+                "the class began %.1f s before this host was ready; %d control(s) moved its "
+                "timeline %+.3f s since (from the coordinator's retained start)",
+                self.group.clock.now() - began,
+                start.seq,
+                zero - began,
             )
-        return self.to_host(start.start_utc)
+        return zero
+
+    async def _timeline(self) -> ClassStart:
+        """The start as this host takes it: the latest the coordinator published, once it
+        holds every control this host heard, and the class is not paused (a late host's
+        bands join when it resumes)."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        said_paused = False
+        while True:
+            start = self._class_start
+            if start is not None and start.start_utc is None:
+                return start
+            if start is not None and self._heard_seq > start.seq:
+                # The coordinator publishes the start after it has obeyed the control.
+                if deadline is None:
+                    deadline = loop.time() + _TIMELINE_WAIT_S
+                if loop.time() >= deadline:
+                    self._notify(
+                        f"the class's timeline after control {self._heard_seq} never came: "
+                        "this host's bands may be off by that pause or skip"
+                    )
+                    self._heard_seq = start.seq
+                    continue
+            elif start is not None and not start.paused:
+                return start
+            elif start is not None and not said_paused:
+                said_paused = True
+                self._notify("the class is paused: this host's bands join when it resumes")
+            self._start_news.clear()
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._start_news.wait()
 
     async def _coordinate_start(self, prepared_in_s: float) -> float:
         await self._status(HostState.READY)
@@ -418,8 +473,28 @@ class ClassHost:
             self.utc() + self.group.start_lead_s(slowest) + (_BROKER_MARGIN_S if ready else 0)
         )
         self._started = True
+        self._start_utc = start_utc
         await self.bus.publish(self.topics.start, encode(ClassStart(start_utc)), retain=True)
         return start_utc
+
+    async def _publish_timeline(self, control: ClassControl) -> None:
+        """The start again, with where ``control`` left the class timeline, for a host that
+        comes later (controls are not retained); after a stop, that the class is over."""
+        if self._start_utc is None:
+            return
+        if control.command is SessionCommand.STOP:
+            start = ClassStart(None, f"the class was stopped at the coordinator ({self.host})")
+        else:
+            at = self.to_host(control.at_utc)
+            elapsed = self.group.elapsed_s(at)
+            start = ClassStart(
+                self._start_utc,
+                seq=control.seq,
+                at_utc=control.at_utc,
+                elapsed_s=elapsed,
+                paused=self.group.elapsed_s(at + 1.0) == elapsed,  # a paused timeline stands
+            )
+        await self.bus.publish(self.topics.start, encode(start), retain=True)
 
     def _judge(self, status: HostStatus) -> tuple[bool, str] | None:
         """(surely too far off, what to say) for a host's clock, or ``None`` when it is fine."""
@@ -478,12 +553,16 @@ class ClassHost:
     async def _wait_for_the_others(self) -> None:
         """Until every other host is done (or gone), so the class's last state has them all."""
         over = (HostState.DONE, HostState.OFFLINE, HostState.REFUSED)
+
+        def others() -> list[str]:  # a host that came after the start is waited for too
+            return sorted({*self.expect_hosts, *self.statuses} - {self.host})
+
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_FINISH_WAIT_S):
-                while not all(self._state_of(h) in over for h in self.expect_hosts):
+                while not all(self._state_of(h) in over for h in others()):
                     self._changed.clear()
                     await self._changed.wait()
-        late = [h for h in self.expect_hosts if self._state_of(h) not in over]
+        late = [h for h in others() if self._state_of(h) not in over]
         if late:
             self._notify(
                 f"host {', '.join(late)} had not finished {_FINISH_WAIT_S:g} s after this one: "
@@ -551,8 +630,9 @@ class ClassHost:
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         topics = self.topics
         if topic == topics.start:
-            if payload and self._start is not None and not self._start.done():
-                self._start.set_result(parse_start(payload))
+            if payload and not self._following:
+                self._class_start = parse_start(payload)
+                self._start_news.set()
         elif topic == topics.control:
             if not self.coordinator:
                 await self._obey(parse_control(payload))
@@ -592,6 +672,7 @@ class ClassHost:
         control = ClassControl(self._control_seq, command, self.utc())
         await self.bus.publish(self.topics.control, encode(control))
         await self._obey(control)
+        await self._publish_timeline(control)
 
     async def command(self, command: SessionCommand) -> None:
         """Pause, resume, skip or stop the class on every host (the coordinator only)."""
@@ -600,6 +681,11 @@ class ClassHost:
         await self._command(command)
 
     async def _obey(self, control: ClassControl) -> None:
+        if not self.coordinator and not self._following:
+            # Before this host takes the start: the start published after it carries it.
+            self._heard_seq = max(self._heard_seq, control.seq)
+            self._start_news.set()
+            return
         if control.seq <= self._control_seq and not self.coordinator:
             return  # a repeat (QoS 1 is at least once)
         self._control_seq = max(self._control_seq, control.seq)

@@ -222,3 +222,63 @@ def test_events_of_a_workout_that_ended_while_no_host_followed_never_enter_a_new
     assert all(abs(e.error_ms) < 1_000 for e in cues)  # none planned minutes in the past
     steps = [(e.round, e.step_index) for e in events if isinstance(e, StepStarted)]
     assert steps == [(1, 0), (1, 1), (1, 2)]
+
+
+CLASS_PLAN_TOML = """
+name = "class-kill"
+countdown = 1
+[[steps]]
+name = "Warm"
+duration = 3
+[[steps]]
+name = "Hold"
+duration = 24
+[[steps]]
+name = "Cool"
+duration = 3
+"""
+
+
+def test_a_class_host_killed_mid_class_is_resumed_by_the_next_run_with_every_cue_once(
+    tmp_path: Path,
+) -> None:
+    """``companion class`` on two bands of a ``companion sim`` process, killed with SIGKILL
+    in the class's second step, then run again: it resumes the class the bands kept
+    running (real time: a class command has no --speed for another process's bands)."""
+    plan = tmp_path / "class.toml"
+    plan.write_text(CLASS_PLAN_TOML)
+    db = tmp_path / "host.sqlite3"
+    with band_server("--bands", "2") as url:
+        command = _companion(
+            "class", plan, "--band", f"{url}/Companion1", "--band", f"{url}/Companion2",
+            "--links", "1", "--db", db,
+        )  # fmt: skip
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as first:
+            try:
+                OutputLines(first).until("round 1: Hold", _LINE_TIMEOUT_S)
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+            finally:
+                if first.poll() is None:
+                    first.kill()
+        with Store(db) as store:
+            rows = {r.band_id: r.id for r in store.sessions()}
+            assert [r.outcome for r in store.sessions()] == [None, None]  # nobody saw them end
+        again = subprocess.run(
+            command, capture_output=True, text=True, timeout=_FINISH_TIMEOUT_S, check=False
+        )
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert "resumed the class the bands still run" in output
+    assert "start in" not in output  # no band was started again
+    with Store(db) as store:
+        records = store.sessions()
+        assert {r.band_id: r.id for r in records} == rows  # the same rows went on
+        assert [r.outcome for r in records] == ["done", "done"], output
+        for record in records:
+            events = [e.event for e in store.events(record.id)]
+            cues = [e.cue_id for e in events if isinstance(e, CueFired)]
+            assert cues == _cue_ids(plan), record.band_id  # every cue once, in order
+            assert sum(isinstance(e, SessionDone) for e in events) == 1

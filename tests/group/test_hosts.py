@@ -19,7 +19,8 @@ import pytest
 
 import firmware_protocol as fp
 from companion.clock import LoopClock
-from companion.group import ClassStarted, GroupClass
+from companion.errors import CompanionError
+from companion.group import ClassStarted, GroupClass, ParticipantJoined
 from companion.group_state import ClassSnapshot
 from companion.mqtt.class_hosts import ClassHost, ClassHostError, fetch_announcement
 from companion.mqtt.class_topics import ClassTopics, HostState, parse_host_status
@@ -27,7 +28,7 @@ from companion.mqtt.discovery import class_discovery_topic
 from companion.mqtt.loopback import LoopbackBroker
 from companion.plan import Plan, Step
 from companion.sim import VirtualBand, VirtualWorld
-from companion.state import SessionPhase
+from companion.state import SessionCommand, SessionPhase
 
 from .conftest import add_bands, motor_times, spreads_ms
 
@@ -42,7 +43,8 @@ PLAN = Plan(
     rounds=2,
     round_rest_s=10,
 )
-CUE_IDS = [c.cue_id for c in fp.build_timeline(PLAN.to_wire()).cues]
+TIMELINE = fp.build_timeline(PLAN.to_wire())
+CUE_IDS = [c.cue_id for c in TIMELINE.cues]
 EPOCH = 1_800_000_000.0  # the hosts' UTC at the clock's origin
 
 
@@ -276,3 +278,160 @@ async def test_a_coordinator_stopped_mid_class_stops_the_class_on_every_host() -
     status = parse_host_status(broker.retained[ClassTopics(group.class_id).host("pi-a")])
     assert status.state is HostState.OFFLINE
     assert status.note == "stopped at the host"
+
+
+async def _late_host(
+    broker: LoopbackBroker,
+    world: VirtualWorld,
+    addresses: list[str],
+    clock: LoopClock,
+    class_id: str,
+) -> ClassHost:
+    """Host pi-b, not awaited by the coordinator: its bands take turns (2 links)."""
+    bus = broker.bus()
+    announced = await fetch_announcement(bus, ClassTopics(class_id))
+    group = GroupClass(
+        announced.plan,
+        addresses,
+        backend=world.backend,
+        clock=clock,
+        links=2,
+        class_id=announced.class_id,
+        turn_every_s=10.0,
+    )
+    return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock))
+
+
+async def _class_start(group: GroupClass) -> float:
+    async for event in group.events():
+        if isinstance(event, ClassStarted):
+            return event.start
+    raise AssertionError("the class never started")
+
+
+async def test_a_host_that_comes_after_a_pause_joins_from_round_two_on_the_class_timeline() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 5)
+        ours, late = bands[:2], bands[2:]
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(PLAN, [b.address for b in ours], backend=world.backend, clock=clock)
+            leading = asyncio.create_task(_coordinator(group, broker, clock).run())
+            start = await _class_start(group)
+            # Paused for 12 s before pi-b is there: a control it never hears.
+            dashboard = broker.bus()
+            await clock.sleep_until(start + 3)
+            await dashboard.publish(ClassTopics(group.class_id).cmd, b"pause")
+            await clock.sleep(12)
+            await dashboard.publish(ClassTopics(group.class_id).cmd, b"resume")
+            await clock.sleep(1)
+            host = await _late_host(
+                broker, second, [b.address for b in late], clock, group.class_id
+            )
+            final, theirs = await asyncio.gather(leading, host.run())
+        finally:
+            await second.close()
+    started = [e for e in await _history(host.group) if isinstance(e, ClassStarted)]
+    assert [e.from_round for e in started] == [2]
+    joined = [e for e in await _history(host.group) if isinstance(e, ParticipantJoined)]
+    round_one = [c.cue_id for c in TIMELINE.cues if c.round == 1]
+    round_two = [c.cue_id for c in TIMELINE.cues if c.round == 2]
+    assert {(e.from_round, e.missed_cues) for e in joined} == {(2, len(round_one))}
+    assert len(joined) == len(late)
+    # pi-b's bands fire round 2 (numbered from their own round 1) once each, nothing of
+    # round 1, on the coordinator's bands' instants: the pause is in its timeline too.
+    on_time = [motor_times(b) for b in ours]
+    for band in ours:
+        assert sorted(motor_times(band)) == sorted(CUE_IDS)
+    for band in late:
+        played = motor_times(band)
+        assert sorted(played) == list(range(len(round_two))), band.config.name
+        assert all(len(t) == 1 for t in played.values()), band.config.name
+        for own_id, class_id in enumerate(round_two):
+            times = [p[class_id][0] for p in on_time] + [played[own_id][0]]
+            assert (max(times) - min(times)) * 1000 <= 5.0, (band.config.name, class_id)
+    # Its participants show the rounds before as missed, here and on the coordinator.
+    late_ids = {b.config.serial.lower() for b in late}
+    for snapshot in (theirs, final):
+        tiles = [p for p in snapshot.participants if p.band_id in late_ids]
+        assert len(tiles) == len(late)
+        assert {(p.phase, p.cues_fired, p.cues_missed) for p in tiles} == {
+            (SessionPhase.DONE, len(round_two), len(round_one))
+        }
+    # The coordinator's class ended as ever, with every host's participants done.
+    assert final.phase is SessionPhase.DONE
+    assert len(final.participants) == len(bands)
+    assert {p.phase for p in final.participants} == {SessionPhase.DONE}
+    topics = ClassTopics(group.class_id)
+    assert parse_host_status(broker.retained[topics.host("pi-b")]).state is HostState.DONE
+
+
+async def test_a_host_that_comes_in_the_last_round_is_refused_and_says_why() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 3)
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(PLAN, [bands[0].address], backend=world.backend, clock=clock)
+            leading = asyncio.create_task(_coordinator(group, broker, clock).run())
+            start = await _class_start(group)
+            await clock.sleep_until(start + 40)  # round 2 of 2 starts at 50 s: too close
+            host = await _late_host(
+                broker, second, [b.address for b in bands[1:]], clock, group.class_id
+            )
+            with pytest.raises(CompanionError, match=r"too late to join: .* last round \(2\)"):
+                await host.run()
+            final = await leading
+        finally:
+            await second.close()
+    status = parse_host_status(broker.retained[ClassTopics(group.class_id).host("pi-b")])
+    assert status.state is HostState.REFUSED
+    assert "join before the last round" in status.note
+    for band in bands[1:]:
+        assert motor_times(band) == {}  # nothing started, nothing fired late
+    assert sorted(motor_times(bands[0])) == sorted(CUE_IDS)
+    assert final.phase is SessionPhase.DONE
+    assert [p.phase for p in final.participants] == [SessionPhase.DONE]
+
+
+async def _history(group: GroupClass) -> list[object]:
+    return [event async for event in group.events()]
+
+
+async def test_a_host_that_comes_during_a_pause_waits_for_the_resume_and_joins_in_step() -> None:
+    clock = LoopClock()
+    broker = LoopbackBroker()
+    async with VirtualWorld(name="pi-a") as world:
+        bands = await add_bands(world, 3, seed=9)
+        ours, late = bands[:1], bands[1:]
+        second = world.another_host("pi-b")
+        try:
+            group = GroupClass(PLAN, [b.address for b in ours], backend=world.backend, clock=clock)
+            coordinator = _coordinator(group, broker, clock)
+            leading = asyncio.create_task(coordinator.run())
+            start = await _class_start(group)
+            await clock.sleep_until(start + 3)
+            await coordinator.command(SessionCommand.PAUSE)
+            host = await _late_host(
+                broker, second, [b.address for b in late], clock, group.class_id
+            )
+            following = asyncio.create_task(host.run())
+            await clock.sleep(20)
+            assert host.group.start_s is None  # still waiting: the class stands still
+            await coordinator.command(SessionCommand.RESUME)
+            await asyncio.gather(leading, following)
+        finally:
+            await second.close()
+    started = [e for e in await _history(host.group) if isinstance(e, ClassStarted)]
+    assert [e.from_round for e in started] == [2]
+    round_two = [c.cue_id for c in TIMELINE.cues if c.round == 2]
+    on_time = motor_times(ours[0])
+    for band in late:
+        played = motor_times(band)
+        assert sorted(played) == list(range(len(round_two))), band.config.name
+        for own_id, class_id in enumerate(round_two):
+            error_ms = (played[own_id][0] - on_time[class_id][0]) * 1000
+            assert abs(error_ms) <= 5.0, (band.config.name, class_id)
