@@ -1323,6 +1323,7 @@ class _ClassLines:
     def __init__(self, name_of: Callable[[str], str]) -> None:
         self._name_of = name_of
         self._steps_of: str | None = None  # every band shares the steps: one shows them
+        self._rounds_before: dict[str, int] = {}  # a late band's plan starts at a later round
         self._class_stopped = False
 
     def line(self, event: object, now: float) -> str:
@@ -1348,6 +1349,7 @@ class _ClassLines:
             case ClassStarted():
                 return f"start in {event.start - now:.1f} s: every band has the same instant"
             case ParticipantJoined():
+                self._rounds_before[event.band_id] = event.from_round - 1
                 return f"{self._name_of(event.band_id)} joins from round {event.from_round}"
             case ClassStopped():
                 self._class_stopped = True
@@ -1360,7 +1362,8 @@ class _ClassLines:
             case SessionEvent(band_id=band_id, event=StepStarted() as step):
                 self._steps_of = self._steps_of or band_id
                 if band_id == self._steps_of:
-                    return f"round {step.round}: {step.name} ({step.duration_s:g} s)"
+                    round_ = step.round + self._rounds_before.get(band_id, 0)  # the class's
+                    return f"round {round_}: {step.name} ({step.duration_s:g} s)"
             case SessionEvent(band_id=band_id, event=SessionDone()):
                 return f"{self._name_of(band_id)} done"
         return ""
