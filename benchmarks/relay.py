@@ -638,9 +638,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
     budget = args.budget_s or (8.0 if args.quick else _HARD_BUDGET_S - 6.0)
     deadline = began + budget
-    pair_s = args.pair_s or (2.0 if args.quick else 6.0)
-    step_s = args.step_s or (1.0 if args.quick else 3.0)
-    settle_s = 0.5 if args.quick else 1.5
+    pair_s = args.pair_s or (1.5 if args.quick else 6.0)
+    step_s = args.step_s or (0.75 if args.quick else 3.0)
+    settle_s = 0.25 if args.quick else 1.5
     counts = args.bands or ([8, 16] if args.quick else [50, 100, 200, 300, 400, 600])
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
