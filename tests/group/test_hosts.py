@@ -79,7 +79,10 @@ async def _follower(
     class_id: str,
     *,
     off_s: float = 0.0,
+    links: int = 5,
+    turn_every_s: float = 30.0,
 ) -> ClassHost:
+    """Host pi-b, following the class ``class_id`` announces."""
     bus = broker.bus()
     announced = await fetch_announcement(bus, ClassTopics(class_id))
     group = GroupClass(
@@ -87,9 +90,9 @@ async def _follower(
         addresses,
         backend=world.backend,
         clock=clock,
-        links=5,
+        links=links,
         class_id=announced.class_id,
-        turn_every_s=30.0,
+        turn_every_s=turn_every_s,
     )
     return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock, off_s))
 
@@ -288,18 +291,7 @@ async def _late_host(
     class_id: str,
 ) -> ClassHost:
     """Host pi-b, not awaited by the coordinator: its bands take turns (2 links)."""
-    bus = broker.bus()
-    announced = await fetch_announcement(bus, ClassTopics(class_id))
-    group = GroupClass(
-        announced.plan,
-        addresses,
-        backend=world.backend,
-        clock=clock,
-        links=2,
-        class_id=announced.class_id,
-        turn_every_s=10.0,
-    )
-    return ClassHost(group, bus, host="pi-b", coordinator=False, utc=_utc(clock))
+    return await _follower(broker, world, addresses, clock, class_id, links=2, turn_every_s=10.0)
 
 
 async def _class_start(group: GroupClass) -> float:
