@@ -269,6 +269,9 @@ class _Seat:
         """Start at the class's instant (``lead_s`` is the class's to choose)."""
         del lead_s
         self.band_session = session_id or self.new_session_id()
+        store, session = self.group.store, self.session
+        if store is not None and session is not None:  # its row is there: START comes next
+            store.link_class_session(session.session_id, self.group.class_id)
         held = self.held
         if isinstance(held, Band):
             return await held.start_at(self.start_s, session_id=self.band_session)
@@ -733,8 +736,8 @@ class GroupClass:
         if self.store is None or capabilities is None or not capabilities.workout_running:
             return None
         record = self.store.find_band_session(seat.band_id, capabilities.session_id)
-        if record is None or record.outcome is not None:
-            return None
+        if record is None or record.outcome is not None or self.store.class_of(record.id) is None:
+            return None  # not ours, ended, or a lone run's (that is `companion run`'s to adopt)
         if fp.plan_id(fp.encode_plan(seat.plan.to_wire())) != capabilities.plan_id:
             return None
         # Converted, not adopted: the band's replay waits for the class's first turn.

@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS band_sessions (  -- the band's identity of each sessi
     band_session INTEGER NOT NULL,       -- the session_id the host sent in START (u32)
     plan_id TEXT NOT NULL                -- hex id of the plan on the band
 );
+CREATE TABLE IF NOT EXISTS class_sessions (  -- the group class each class session is part of
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+    class_id TEXT NOT NULL
+);
 """
 
 
@@ -322,6 +326,20 @@ class Store:
             "INSERT OR REPLACE INTO band_sessions VALUES (?, ?, ?, ?)",
             (session_id, band_id, band_session, plan_id.hex()),
         )
+
+    def link_class_session(self, session_id: str, class_id: str) -> None:
+        """Remember that ``session_id`` is a participant's in group class ``class_id``, so
+        a class run again after its host was killed resumes it (and a lone run's does not)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO class_sessions VALUES (?, ?)", (session_id, class_id)
+        )
+
+    def class_of(self, session_id: str) -> str | None:
+        """The group class ``session_id`` was part of, or None for a session of its own."""
+        row = self._db.execute(
+            "SELECT class_id FROM class_sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return str(row[0]) if row is not None else None
 
     def find_band_session(self, band_id: str, band_session: int) -> SessionRecord | None:
         """The session recorded for band workout ``band_session`` on ``band_id``, if any."""

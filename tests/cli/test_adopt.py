@@ -282,3 +282,28 @@ def test_a_class_host_killed_mid_class_is_resumed_by_the_next_run_with_every_cue
             cues = [e.cue_id for e in events if isinstance(e, CueFired)]
             assert cues == _cue_ids(plan), record.band_id  # every cue once, in order
             assert sum(isinstance(e, SessionDone) for e in events) == 1
+
+
+def test_a_lone_run_left_running_is_not_taken_for_a_class(short: Path, tmp_path: Path) -> None:
+    """A `companion run` killed mid-workout, then a class on that band and the same history:
+    the class does not resume a lone run's workout as its own (nor restart the band)."""
+    db = tmp_path / "host.sqlite3"
+    with band_server() as url:
+        command = _companion("run", short, "--band", url, "--no-mqtt", "--db", db)
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as lone:
+            try:
+                OutputLines(lone).until("round 1 step 2: Hold", _LINE_TIMEOUT_S)
+                lone.send_signal(signal.SIGKILL)
+                lone.wait(timeout=10)
+            finally:
+                if lone.poll() is None:
+                    lone.kill()
+        again = _run("class", short, "--band", url, "--db", db, timeout=_FINISH_TIMEOUT_S)
+    output = " ".join((again.stdout + again.stderr).split())  # the log wraps its lines
+    assert "resumed the class" not in output
+    assert "runs a workout this class did not start: stop it" in output, output
+    with Store(db) as store:
+        (record,) = store.sessions()  # the lone run's row, no class row beside it
+        assert store.class_of(record.id) is None
