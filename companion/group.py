@@ -413,6 +413,8 @@ class GroupClass:
         self._turn_s = 1.0
         self._prepared_in_s = 0.0
         self.start_s: float | None = None
+        # The bands still ran this class (its host was killed): ``run`` resumed it.
+        self.resumed = False
         self._shift_s = 0.0
         self._paused_at: float | None = None
         self._stats: dict[str, tuple[int, int, float | None]] = {}
@@ -598,16 +600,11 @@ class GroupClass:
                 began = self.clock.now()
                 await self._prepare()
                 self._prepared_in_s = self.clock.now() - began
-                resumed = any(s.resumed_start is not None for s in self._seats)
-                if resumed and start is not None:
-                    raise CompanionError(
-                        "these bands still run a class that a host left running (killed?); "
-                        "a class across hosts cannot resume it: run it on this host alone "
-                        "(without --broker) to follow it to its end, or stop the bands "
-                        "(companion stop --band ...) and start the class again"
-                    )
+                resumed = self.resumed = any(s.resumed_start is not None for s in self._seats)
                 if resumed:
                     seats = self._resume()
+                    if start is not None:  # the instant is the bands': the hook is told it
+                        await start(self._prepared_in_s)
                 else:
                     if start is None:
                         self.start_s = self.clock.now() + self.start_lead_s(self._prepared_in_s)

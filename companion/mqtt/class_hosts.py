@@ -109,6 +109,8 @@ class HostedClass(Protocol):
     plan: Plan
     links: int
     clock: Clock
+    start_s: float | None  # the class's start (host clock), once chosen
+    resumed: bool  # the bands still ran the class: its start is theirs
 
     @property
     def participants(self) -> list[Any]: ...
@@ -397,6 +399,13 @@ class ClassHost:
         self._prepared_s = prepared_in_s
         if self.coordinator:
             return self.to_host(await self._coordinate_start(prepared_in_s))
+        if self.group.resumed:
+            raise ClassHostError(
+                "this host's bands still run a class that a host left running (killed?), and "
+                "a host that --join's cannot resume it: run it again on this host without "
+                "--join to follow it to its end here, or stop the bands (companion stop "
+                "--band ...) and join the next class"
+            )
         self.offset = await self._measure_offset()
         await self._status(HostState.READY)
         start = await self._timeline()
@@ -452,6 +461,8 @@ class ClassHost:
                     await self._start_news.wait()
 
     async def _coordinate_start(self, prepared_in_s: float) -> float:
+        if self.group.resumed:
+            return await self._resumed_start()
         await self._status(HostState.READY)
         ready = await self._wait_for_hosts()
         problems: list[str] = []
@@ -474,6 +485,24 @@ class ClassHost:
         )
         self._started = True
         self._start_utc = start_utc
+        await self.bus.publish(self.topics.start, encode(ClassStart(start_utc)), retain=True)
+        return start_utc
+
+    async def _resumed_start(self) -> float:
+        """The class this host's bands still run (its host was killed) goes on from their
+        start: published as the class's, for the screen and the dashboard."""
+        if self.expect_hosts:
+            raise ClassHostError(
+                "this host's bands still run a class that a host left running (killed?), "
+                "and a class across hosts cannot resume it: run it again without --hosts to "
+                "follow it to its end here, or stop the bands (companion stop --band ...) "
+                "and start the class again"
+            )
+        assert self.group.start_s is not None
+        start_utc = self.to_utc(self.group.start_s)
+        self._started = True
+        self._start_utc = start_utc
+        await self._status(HostState.READY)
         await self.bus.publish(self.topics.start, encode(ClassStart(start_utc)), retain=True)
         return start_utc
 

@@ -36,6 +36,7 @@ from companion.events import (
 from companion.plan import resolve_plan
 from companion.store import Store
 from tests.lines import OutputLines, band_server
+from tests.mqtt.conftest import Mosquitto, mosquitto  # noqa: F401  (the fixture)
 
 SPEED = "10"
 PLAN_TOML = """
@@ -239,19 +240,25 @@ duration = 3
 """
 
 
+@pytest.mark.parametrize("broker", [False, True], ids=["alone", "with-a-broker"])
 def test_a_class_host_killed_mid_class_is_resumed_by_the_next_run_with_every_cue_once(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest, broker: bool
 ) -> None:
     """``companion class`` on two bands of a ``companion sim`` process, killed with SIGKILL
     in the class's second step, then run again: it resumes the class the bands kept
-    running (real time: a class command has no --speed for another process's bands)."""
+    running (real time: a class command has no --speed for another process's bands).
+    With a broker (a dashboard's), the resumed class's start is what it publishes."""
     plan = tmp_path / "class.toml"
     plan.write_text(CLASS_PLAN_TOML)
     db = tmp_path / "host.sqlite3"
+    extra: list[str] = []
+    if broker:
+        mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
+        extra = ["--broker", f"mqtt://127.0.0.1:{mosquitto.port}"]
     with band_server("--bands", "2") as url:
         command = _companion(
             "class", plan, "--band", f"{url}/Companion1", "--band", f"{url}/Companion2",
-            "--links", "1", "--db", db,
+            "--links", "1", "--db", db, *extra,
         )  # fmt: skip
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
