@@ -580,6 +580,19 @@ def decode_plan(data: bytes) -> WirePlan:
 
 
 _U16: Final = struct.Struct("<H")
+_HRS_HEAD_NARROW: Final = struct.Struct("<BB")
+_HRS_HEAD_WIDE: Final = struct.Struct("<BH")
+# One compiled layout per RR count seen: formatting "<{n}H" on every call costs more than
+# the packing. An ATT value is at most 512 bytes, so there are at most 256 entries.
+_U16_RUNS: Final[dict[int, struct.Struct]] = {}
+
+
+def _u16_run(count: int) -> struct.Struct:
+    """The layout of ``count`` little-endian uint16s."""
+    run = _U16_RUNS.get(count)
+    if run is None:
+        run = _U16_RUNS[count] = struct.Struct(f"<{count}H")
+    return run
 
 
 def _fast_hrs(data: bytes) -> tuple[int, int, int | None, tuple[int, ...]] | None:
@@ -604,7 +617,7 @@ def _fast_hrs(data: bytes) -> tuple[int, int, int | None, tuple[int, ...]] | Non
         return (flags, bpm, energy, ()) if at == size else None
     if (size - at) % 2:
         return None
-    return flags, bpm, energy, struct.unpack_from(f"<{(size - at) // 2}H", data, at)
+    return flags, bpm, energy, _u16_run((size - at) // 2).unpack_from(data, at)
 
 
 def decode_hrs_fields(data: bytes) -> tuple[int, int, int | None, tuple[int, ...]]:
@@ -647,11 +660,11 @@ def _fast_hrs_build(
     ):
         return None
     try:
-        data = bytes((flags,)) + bpm.to_bytes(2 if flags & _HRS_WIDE else 1, "little")
+        data = (_HRS_HEAD_WIDE if flags & _HRS_WIDE else _HRS_HEAD_NARROW).pack(flags, bpm)
         if energy_kj is not None:
             data += _U16.pack(energy_kj)
         if rr_1024:
-            data += struct.pack(f"<{len(rr_1024)}H", *rr_1024)
+            data += _u16_run(len(rr_1024)).pack(*rr_1024)
     except (struct.error, OverflowError, TypeError, ValueError, AttributeError):
         return None
     return data

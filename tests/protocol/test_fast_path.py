@@ -94,6 +94,30 @@ def test_fast_and_construct_decode_every_heart_rate_value_alike(data: bytes) -> 
     assert fast == (parsed["flags"], parsed["bpm"], parsed["energy"], rr)
 
 
+@given(st.binary(min_size=2, max_size=24))
+def test_a_decoded_heart_rate_is_one_its_own_checks_accept(data: bytes) -> None:
+    # from_bytes skips __init__'s checks (its fields are in range by construction): whatever
+    # it returns, __init__ must accept with the same fields and re-encode to the same bytes.
+    try:
+        decoded = fp.HeartRateMeasurement.from_bytes(data)
+    except fp.FrameError:
+        return
+    checked = fp.HeartRateMeasurement(*dataclasses.astuple(decoded))
+    assert checked == decoded
+    assert type(checked.contact) is fp.ContactStatus
+    flags = data[0]
+    detected, supported = bool(flags & 0x02), bool(flags & 0x04)
+    expected = (
+        fp.ContactStatus.NOT_SUPPORTED
+        if not supported
+        else fp.ContactStatus.DETECTED
+        if detected
+        else fp.ContactStatus.NOT_DETECTED
+    )
+    assert decoded.contact is expected
+    assert fp.HeartRateMeasurement.from_bytes(bytes(decoded)) == decoded
+
+
 @given(heart_rates)
 def test_fast_and_construct_encode_every_heart_rate_alike(
     measurement: fp.HeartRateMeasurement,
