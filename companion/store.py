@@ -34,6 +34,7 @@ from .events import (
     event_to_dict,
 )
 from .plan import Plan
+from .wal import WalCheckpoints, tune
 
 __all__ = [
     "SessionRecord",
@@ -266,7 +267,11 @@ class Store:
         self._db = open_private_database(
             self.path, what="session history", create=create, make_parents=parents
         )
+        # Every sample is committed at once (a crash loses nothing recorded), so SQLite's
+        # inline checkpoint would stall the event loop on ~2 % of them: a thread does it.
+        self._checkpoints = WalCheckpoints.of(self.path)
         try:
+            tune(self._db)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -393,6 +398,7 @@ class Store:
                 )
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, "session history", exc) from exc
+        self._checkpoints.start_if_due()
 
     def end_session(self, session_id: str, ended_at: datetime, outcome: str) -> None:
         """Record how and when a session ended, even on a disk that has just filled up."""
@@ -435,6 +441,7 @@ class Store:
             self._db.execute(sql, values)
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, "session history", exc) from exc
+        self._checkpoints.start_if_due()
 
     # -- reading ----------------------------------------------------------------------------
 

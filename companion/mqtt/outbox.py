@@ -11,15 +11,13 @@ Nothing slow happens on the relay's hot path: a write is one transaction in
 the WAL (no fsync at ``synchronous=NORMAL``), SQLite's automatic checkpoint
 (which fsyncs inline, a 4-5 ms stall every ~1000 pages) is off, and the relay
 calls :meth:`Outbox.checkpoint` from a worker thread instead, with its own
-connection.
+connection (:mod:`companion.wal`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,15 +27,10 @@ from typing import Final, Self
 
 from ..errors import StoreError
 from ..store import open_private_database
+from ..wal import WalCheckpoints, tune
 
 __all__ = ["Outbox", "OutboxMessage"]
 
-_CHECKPOINT_BYTES: Final = 1 << 20  # checkpoint once the WAL passes 1 MB
-# The relays of one host share one outbox file, each with its own Outbox, and they were
-# started together, so their maintenance ticks coincide: without these, each of them ran its
-# own checkpoint of the same WAL in the same second (measured: 50 a second at 50 bands).
-_checkpoint_locks: dict[Path, threading.Lock] = {}  # one checkpoint of a file at a time
-_checkpointed: dict[Path, tuple[int, int]] = {}  # the WAL's (size, mtime) a checkpoint left
 _BUSY_TIMEOUT_S: Final = 1.0  # another process holding the file blocks the loop at most this
 
 _INSERT: Final = "INSERT INTO outbox (owner, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)"
@@ -76,8 +69,9 @@ class Outbox:
         self.path = Path(path)
         self.owner = owner
         self._clock = clock
-        self._key = self.path.resolve()
-        self._checkpoint_lock = _checkpoint_locks.setdefault(self._key, threading.Lock())
+        # The relays of one host share one outbox file, each with its own Outbox, started
+        # together so that their maintenance ticks coincide: one checkpoint for them all.
+        self._checkpoints = WalCheckpoints.of(self.path)
         # 0600 in a 0700 folder, as the history: the rows are session events and heart rate.
         self._db = open_private_database(self.path, what="MQTT outbox", make_parents=True)
         try:
@@ -91,12 +85,7 @@ class Outbox:
             ) from exc
 
     def _tune(self) -> None:
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
-        # SQLite reuses a checkpointed WAL without shrinking it, so its size, which
-        # needs_checkpoint() reads, would stay past the threshold for good and every relay
-        # on the file would checkpoint every second (measured: a third of a 50-band host's
-        # CPU). With this the first write after a checkpoint truncates it.
-        self._db.execute("PRAGMA journal_size_limit=0")
+        tune(self._db)  # no inline checkpoint: see checkpoint()
         self._db.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
 
     def put(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
@@ -185,13 +174,7 @@ class Outbox:
         (by this or another relay on the file): the first write after a complete
         checkpoint truncates the WAL.
         """
-        try:
-            wal = os.stat(f"{self.path}-wal")
-        except OSError:
-            return False
-        if wal.st_size < _CHECKPOINT_BYTES or self._checkpoint_lock.locked():
-            return False
-        return _checkpointed.get(self._key) != (wal.st_size, wal.st_mtime_ns)
+        return self._checkpoints.due()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database (fsyncs): call it off the event loop's thread.
@@ -200,17 +183,7 @@ class Outbox:
         relay keeps writing; PASSIVE never waits for (or blocks) a writer. If
         another relay's checkpoint of the same file is running, this one returns.
         """
-        lock = self._checkpoint_lock
-        if not lock.acquire(blocking=False):
-            return
-        try:
-            with contextlib.closing(sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)) as db:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with contextlib.suppress(OSError):
-                wal = os.stat(f"{self.path}-wal")
-                _checkpointed[self._key] = (wal.st_size, wal.st_mtime_ns)
-        finally:
-            lock.release()
+        self._checkpoints.run()
 
     def close(self) -> None:
         """Close the database (pending messages stay for the next run)."""
