@@ -12,8 +12,12 @@ be deployed: the bands are ``python -m companion.sim`` (``companion sim``)
 processes (50 bands each with serials of their own, heart rate at 1 Hz, the
 band's own clock), the host is this process, mosquitto is a child on a free
 127.0.0.1 port (persistence on, ``autosave_on_changes``, the tests' settings;
-``user root`` when run as root) and the subscriber is a process of its own that
-stamps each message with ``time.time()`` first thing.
+``user root`` when run as root; 1,000 in flight and no queue limit per client,
+so that the one subscriber, standing for every dashboard, is not dropped
+messages at mosquitto's defaults) and the subscriber is a process of its own that
+stamps each message with ``time.time()`` first thing. The host keeps its
+long-lived objects out of Python's full collections as ``companion class``
+does (``companion.heap``): one full collection at 300 bands stalled it 175 ms.
 
 Latency is from the band to the subscriber: a heart-rate event's ``t`` is the
 band's own sample time, converted to host clock by the time sync, mapped to
@@ -38,7 +42,8 @@ The ramp's first bands (50) serve every measure before the ramp, in turn:
    ``relay_cpu_ms_per_band_s``); ``relay_own_cpu_ms_per_band_s`` is relay
    minus floor.
 3. **ramp**: more and more relayed bands, connected concurrently, until the
-   p99 passes 100 ms (``bands_at_100ms`` is the largest count that passed) or
+   p99 passes 100 ms or fewer than 98 % of the window's samples arrive
+   (``bands_at_100ms`` is the largest count that passed) or
    the time budget ends (``ramp_capped_by`` says which). At each step the
    host's CPU time (this process only: the bands run elsewhere) per band per
    second and its resident memory per band are measured.
@@ -78,6 +83,7 @@ from companion.band import Band
 from companion.clock import LoopClock
 from companion.errors import CompanionError
 from companion.events import HeartRate, SessionEvent
+from companion.heap import keep_long_lived
 from companion.mqtt import BrokerConfig, Relay, free_loopback_port
 from companion.mqtt.topics import event_payload, heart_rate_payload
 from companion.plan import Plan, Step
@@ -86,6 +92,9 @@ from companion.sim.remote import remote_backend
 from companion.store import Store
 
 _LIMIT_MS: Final = 100.0
+# A step passes only if (nearly) every sample of the window reached the subscriber: a
+# sample the broker dropped has no latency to count, and would leave the p99 looking fine.
+_DELIVERED_AT_LEAST: Final = 0.98
 _EVENT_FILTER: Final = "companion/+/event"
 _HARD_BUDGET_S: Final = 50.0
 _BANDS_PER_SERVER: Final = 50
@@ -120,6 +129,12 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             "log_dest stderr",
+            # The subscriber stands for every dashboard at once: at mosquitto's defaults (20
+            # in flight, 1,000 queued per client) it falls behind a few hundred bands' bursts
+            # and the broker drops what it cannot queue ("Outgoing messages are being dropped"),
+            # which would read as latency lost, not as latency.
+            "max_inflight_messages 1000",
+            "max_queued_messages 0",
         ]
         if self.persistence:
             lines += [
@@ -598,6 +613,11 @@ class RampStep:
     rss_mb_per_band: float
 
 
+def _delivered(step: RampStep) -> bool:
+    """Whether the step's window saw (nearly) every band's heart rate at 1 Hz."""
+    return step.window.relay.count >= _DELIVERED_AT_LEAST * step.bands * step.window.seconds
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -662,6 +682,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             # by raw aiomqtt clients, half relayed beside half raw (relay vs raw in one
             # window), then all relayed (the ramp's first step).
             host = Host(mosquitto.config, directory, store)
+            # as `companion class` does for its bands: full collections skip the stacks
+            keeper = asyncio.create_task(keep_long_lived())
+            host.tasks.append(keeper)
             wall_offset = time.time() - host.clock.now()
             rss_before = _rss_mb()
             first_connect_s = await _connect_all(host, fleet, counts[0], bare=True)
@@ -731,6 +754,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 if not f.p99_ms <= _LIMIT_MS:
                     reason = f"latency (p99 {f.p99_ms:.1f} ms at {count} bands)"
                     break
+                if not _delivered(step):
+                    reason = (
+                        f"latency (only {f.count} of ~{count * window.seconds:.0f} samples "
+                        f"arrived at {count} bands)"
+                    )
+                    break
             # every band a server runs, connected or not (it is what the server's memory holds)
             sim_rss_per_band = fleet.rss_mb() / max(1, _BANDS_PER_SERVER * len(fleet.servers))
             ramp_failed = host.failed
@@ -742,7 +771,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             subscriber.stop()
             mosquitto.stop()
             store.close()
-    passing = [s for s in steps if s.window.relay.p99_ms <= _LIMIT_MS]
+    passing = [s for s in steps if s.window.relay.p99_ms <= _LIMIT_MS and _delivered(s)]
     best = max(passing, key=lambda s: s.bands, default=None)
     bands_at_100ms = best.bands if best else 0
     capped_by = "latency" if reason.startswith("latency") else "budget"

@@ -40,6 +40,7 @@ from .events import (
     StopSource,
 )
 from .extras import MissingExtraError
+from .heap import keep_long_lived
 from .kinds import CAPABILITIES, Capabilities, connect_for_session
 from .plan import BUILTIN_PLANS, MAX_ROUNDS, builtin_plan, resolve_plan
 from .session import Session
@@ -1184,6 +1185,10 @@ def class_(
                 )
                 console.print(f"class screen at {shown.url}", highlight=False)
             group.cancel_reason = StopReason.USER  # Ctrl-C or a signal: a person at the host
+            # Every band's stack lives as long as the class: keep Python's full collections
+            # from walking them all with the loop stopped (companion/heap.py).
+            keeper = asyncio.create_task(keep_long_lived())
+            stack.callback(keeper.cancel)
             runner = asyncio.create_task(host.run() if host else group.run())
             lines = _ClassLines(
                 lambda band_id: next(

@@ -739,10 +739,15 @@ class VirtualBand:
         self._wake.set()
 
     async def _sense_heart_rate(self) -> None:
-        next_at = self.clock.now_us()
+        # The sensor's phase in its period, from the serial: real bands in a room were not
+        # switched on in the same third of a second, as a band server's are, and bands in
+        # phase would reach a host in one burst each second that no room of bands sends.
+        period_us = round(_HR_PERIOD_S * 1_000_000)
+        phase = random.Random(f"{self.config.serial}/heart-rate").random()
+        next_at = self.clock.now_us() + round(phase * period_us)
         while True:
-            next_at += round(_HR_PERIOD_S * 1_000_000)
             await self.clock.sleep_until_us(next_at)
+            next_at += period_us
             exercising = self.protocol.state is fp.SessionStateCode.RUNNING
             bpm, rr = self._heart.step(exercising, _HR_PERIOD_S)
             self.protocol.record_heart_rate(bpm, rr, True, self.clock.now_us())

@@ -111,3 +111,24 @@ async def test_connecting_to_an_absent_band_times_out_and_leaves_the_adapter_usa
             ).connect()
         async with BleakClient(band.address, backend=world.backend.client) as client:
             assert client.is_connected
+
+
+async def test_bands_powered_on_together_sense_heart_rate_out_of_phase() -> None:
+    # A band server powers its bands on within a fraction of a second; a room's bands are not
+    # in phase, and bands that were would reach a host in one burst every second.
+    async with VirtualWorld() as world:
+        began = asyncio.get_running_loop().time()
+        bands = [
+            await world.add_band(VirtualBandConfig(name=f"B{n}", serial=f"SIM{n:04d}"))
+            for n in range(1, 11)
+        ]
+        first: dict[str, float] = {}
+        while len(first) < len(bands):
+            await asyncio.sleep(0.005)
+            now = asyncio.get_running_loop().time() - began
+            for band in bands:
+                if band.heart_rate_samples_sent and band.config.serial not in first:
+                    first[band.config.serial] = now
+            assert now < 1.5, f"a band sensed nothing in its first second: {first}"
+    times = sorted(first.values())
+    assert times[-1] - times[0] > 0.5  # in phase, they came within a few milliseconds
