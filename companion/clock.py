@@ -11,7 +11,17 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 
-__all__ = ["Clock", "LoopClock"]
+__all__ = ["Clock", "LoopClock", "reached"]
+
+
+def reached(now: float, deadline: float) -> bool:
+    """Whether ``now`` has reached ``deadline``, judged in whole microseconds (the protocol's unit).
+
+    A clock woken at a deadline that is a float sum can read a hair before it: judged
+    exactly, a loop that sleeps until that deadline again would wait for ever, on a sleep
+    too short to move a virtual clock forward.
+    """
+    return round((deadline - now) * 1_000_000) <= 0
 
 
 class Clock(ABC):

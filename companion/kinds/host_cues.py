@@ -18,6 +18,8 @@ from typing import Final
 
 import firmware_protocol as fp
 
+from ..clock import reached
+
 __all__ = ["CueVerdict", "HostCueSchedule"]
 
 _LATE_TOLERANCE_S: Final = 0.25
@@ -68,9 +70,7 @@ class HostCueSchedule:
         while self._next < len(self.timeline.cues):
             cue = self.timeline.cues[self._next]
             at = self.planned(cue)
-            # Judged in whole microseconds, the protocol's unit: a float sum that lands a
-            # hair past ``now`` is due now, or a clock woken at ``at`` would wait for ever.
-            if round((at - now) * 1_000_000) > 0:
+            if not reached(now, at):
                 break
             on_time = now - at <= self.late_tolerance_s
             out.append((cue, CueVerdict.FIRE if link_up and on_time else CueVerdict.MISSED))

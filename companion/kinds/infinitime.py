@@ -28,6 +28,7 @@ import firmware_protocol as fp
 from firmware_protocol import gatt
 
 from ..ble.link import GattLink
+from ..clock import reached
 from ..errors import CompanionError, IncompatibleBandError
 from ..events import Battery, HeartRate
 from . import gatt as kind_gatt
@@ -307,7 +308,7 @@ class InfiniTimeBand(KindBand):
                 await self.clock.sleep(_HOLD_PERIOD_S)
                 continue
             due = self._emitted_at + _HOLD_PERIOD_S
-            if now < due:
+            if not reached(now, due):
                 await self.clock.sleep_until(due)
                 continue
             bpm, since = last
