@@ -126,6 +126,12 @@ def _laps(
         while index + 1 < len(starts) and at >= starts[index + 1]:
             index += 1
         samples[index].append(sample)  # before the first step: lap 1; after the end: last lap
+    # The first and the last lap stretch to cover the samples they took in: an importer
+    # may drop a trackpoint that lies outside its lap.
+    if samples[0]:
+        starts[0] = min(starts[0], report.seconds(samples[0][0].t))
+    if samples[-1]:
+        ends[-1] = max(ends[-1], report.seconds(samples[-1][-1].t))
     laps = []
     for row, start, end, points in zip(rounds, starts, ends, samples, strict=True):
         in_round = [s for s in report.steps if s.round == row.round]

@@ -52,7 +52,10 @@ async def test_tcx_has_one_activity_with_one_lap_per_round(store: Store, tmp_pat
         "Round 2: Plank, Glute bridge.",
     ]
     totals = [float(lap.findtext("tcx:TotalTimeSeconds", "0", NS)) for lap in laps]
-    assert totals == pytest.approx([25.0, 20.0], abs=0.2)  # the rest belongs to round 1
+    # the rest belongs to round 1, and so does a sample taken in the 0.5 s before its first
+    # step (the band's start lead): the lap stretches back to cover it
+    assert 24.8 <= totals[0] <= 25.5
+    assert totals[1] == pytest.approx(20.0, abs=0.2)
 
 
 async def test_tcx_has_one_trackpoint_per_heart_rate_sample_in_time_order(
