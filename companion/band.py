@@ -7,7 +7,10 @@ protocol state machine: notifications go in, the timer ticks it, and the
 fragments it wants sent are written in order. Commands are awaited as
 requests; band events come out of :meth:`Band.events` exactly once, in order,
 even across link drops, because the band replays what the host has not
-acknowledged and the state machine drops duplicates.
+acknowledged and the state machine drops duplicates. An event is acknowledged
+once the reader of :meth:`Band.events` comes back for the next one (a
+:class:`~companion.session.Session` has recorded it by then), so a host killed
+at any moment leaves what it had not recorded on the band.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import random
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
 
@@ -62,6 +66,15 @@ _TIME_SYNC_SAMPLES: Final = 8  # at connect: ~8 round trips, a first bound befor
 _REFINE_SAMPLES: Final = 56  # then in the background, while the plan is pushed and after
 _RETRANSMIT_S: Final = 0.3  # real seconds before a command is sent again (doubling)
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
+_LAST_ACK_TIMEOUT_S: Final = 1.0  # closing: the last acknowledgement's write, at most
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """A band event's place in the band's numbering (the boot, its number)."""
+
+    boot_id: int | None
+    number: int
 
 
 class _Closed:
@@ -104,9 +117,13 @@ class Band:
         self._request_timeout = request_timeout
         self._reconnect_for = reconnect_for
 
+        # An event is acknowledged once the reader of events() is done with it (a Session
+        # has recorded it by then), not on arrival: a host killed in between leaves it on
+        # the band, which replays it to the next host.
         self._protocol = fp.HostProtocol(
             retransmit_us=round(_RETRANSMIT_S * 1_000_000 * self._clock.rate),
             first_seq=random.randrange(1, 0xFFFF),
+            hold_acks=True,
         )
         self._link: GattLink | None = None
         self._link_up = False
@@ -118,14 +135,17 @@ class Band:
         self._inbox: list[tuple[bytes, int]] = []  # fragments with their arrival time
         self._wake = asyncio.Event()
         # Each band event with the workout it belongs to (0: none), so that only the workout
-        # this host follows reaches the reader (see ``follow``).
-        self._events: asyncio.Queue[tuple[int, Event] | _Closed] = asyncio.Queue()
+        # this host follows reaches the reader (see ``follow``), and its place in the band's
+        # numbering (None: made by the host), released once the reader is done with it.
+        self._events: asyncio.Queue[tuple[int, Event, _Place | None] | _Closed] = asyncio.Queue()
+        self._delivered: _Place | None = None  # the event the reader holds now
         self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertised_name = ""
         self._control_confirmed = False  # a write with response went through on this link
         self._timesync = ClockSync(self._clock, self._request_result, self._adjust)
-        self._unsynced: list[fp.BandEvent] = []  # band times mean nothing before a sync
+        # band times mean nothing before a sync
+        self._unsynced: list[tuple[fp.BandEvent, _Place]] = []
         self._plan_on_band: bytes | None = None
         self.capabilities: fp.Capabilities | None = None
         self.info = DeviceInfo(band_id=_band_id("", target), name=target, address=target)
@@ -186,13 +206,19 @@ class Band:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Disconnect and stop every task of this band (the band itself keeps running)."""
+        """Disconnect and stop every task of this band (the band itself keeps running).
+
+        The event the reader holds is acknowledged first (a reader that closes the band
+        is done with it); events it never took stay on the band for the next host.
+        """
         self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._release(self._delivered)
+        await self._flush_confirmed()
         if self._link is not None:
             await self._link.close()
         self._link_up = False
@@ -259,6 +285,10 @@ class Band:
         band: a :class:`~companion.session.Session` normally consumes it and fans it
         out. It ends when the band is closed, and raises :class:`LinkLostError` if the
         link could not be restored.
+
+        An event is acknowledged to the band when the reader comes back for the next
+        one (or closes the band): until then the band keeps it, and replays it to the
+        next host if this one dies.
         """
         while True:
             item = await self._events.get()
@@ -267,11 +297,14 @@ class Band:
                 if item.error is not None:
                     raise item.error
                 return
-            session_id, event = item
+            session_id, event, place = item
             if session_id and session_id != self._session_id:
                 logger.debug("dropped an event of band workout %08x: %r", session_id, event)
+                self._release(place)
                 continue
+            self._delivered = place
             yield event
+            self._release(place)  # the reader came back for the next: it is done with this one
 
     async def heart_rate(self) -> AsyncIterator[HeartRate]:
         """Heart rate from the band's standard Heart Rate Service, stamped on arrival.
@@ -311,8 +344,8 @@ class Band:
     async def _synced(self, estimate: fp.ClockEstimate) -> None:
         self._emit(TimeSynced(estimate.offset_us, estimate.uncertainty_us, self._clock.now()))
         if self._unsynced:
-            for held in self._unsynced:
-                self._emit(self._convert(held), held.session_id)
+            for held, place in self._unsynced:
+                self._emit(self._convert(held), held.session_id, place)
             self._unsynced.clear()
         await self._timesync.correct()
 
@@ -664,17 +697,30 @@ class Band:
                 logger.debug("write to %s lost: %s", self.target, exc)
                 return
 
+    async def _flush_confirmed(self) -> None:
+        """Write what is due with responses: the link closes next, and a write without one
+        may still be queued when it does."""
+        fragments = self._protocol.data_to_send()
+        if not fragments or self._link is None or not self._link_up:
+            return
+        with contextlib.suppress(TimeoutError, CompanionError):
+            async with asyncio.timeout(_LAST_ACK_TIMEOUT_S):
+                for fragment in fragments:
+                    await self._link.write(gatt.CONTROL_CHAR_UUID, fragment, response=True)
+
     def _dispatch(self) -> None:
         while (item := self._protocol.next_event()) is not None:
             if isinstance(item, fp.CommandResult | fp.CommandFailed):
                 future = self._pending.get(item.seq)
                 if future is not None and not future.done():
                     future.set_result(item)
-            elif self._timesync.synced:
-                self._emit(self._convert(item), item.session_id)
             else:
-                # Band times mean nothing on the host until the first time sync.
-                self._unsynced.append(item)
+                place = _Place(self._protocol.boot_id, item.event_number)
+                if self._timesync.synced:
+                    self._emit(self._convert(item), item.session_id, place)
+                else:
+                    # Band times mean nothing on the host until the first time sync.
+                    self._unsynced.append((item, place))
 
     def _convert(self, event: fp.BandEvent) -> Event:
         t = self.to_host_time(event.band_time_us)
@@ -713,5 +759,12 @@ class Band:
                 return ButtonPressed(event.button, t)
         raise AssertionError(f"unhandled band event {event!r}")
 
-    def _emit(self, event: Event, session_id: int = 0) -> None:
-        self._events.put_nowait((session_id, event))
+    def _emit(self, event: Event, session_id: int = 0, place: _Place | None = None) -> None:
+        self._events.put_nowait((session_id, event, place))
+
+    def _release(self, place: _Place | None) -> None:
+        """The reader is done with the event at ``place``: the driver acknowledges it."""
+        self._delivered = None
+        if place is not None:
+            self._protocol.release(place.number, place.boot_id)
+            self._wake.set()

@@ -55,10 +55,20 @@ class HostProtocol:
     """Sequence numbers, retransmission and in-order, exactly-once band events for the host."""
 
     def __init__(
-        self, *, retransmit_us: int = 300_000, max_attempts: int = 8, first_seq: int = 1
+        self,
+        *,
+        retransmit_us: int = 300_000,
+        max_attempts: int = 8,
+        first_seq: int = 1,
+        hold_acks: bool = False,
     ) -> None:
         """``first_seq`` should be random per host instance (1..65535), so that a band
-        never mistakes a new host's first commands for copies of an old host's."""
+        never mistakes a new host's first commands for copies of an old host's.
+
+        With ``hold_acks`` an event is acknowledged only once :meth:`release` has
+        passed it: the band keeps it (and replays it to the next host) until the
+        host has recorded it, not merely received it.
+        """
         if retransmit_us <= 0 or max_attempts < 1 or not 1 <= first_seq <= 0xFFFF:
             raise LocalProtocolError(
                 "retransmit_us must be positive, max_attempts at least 1, first_seq 1..65535"
@@ -81,6 +91,9 @@ class HostProtocol:
         # so the band keeps those events for the host that will follow that workout.
         self._followed = 0
         self._hold_from: int | None = None
+        # With hold_acks: the last event the host has kept (acknowledgements stop there).
+        self._hold_acks = hold_acks
+        self._released = 0
 
     # -- link lifecycle --------------------------------------------------------------
 
@@ -113,6 +126,22 @@ class HostProtocol:
         self._followed = session_id
         if session_id:
             self._hold_from = None  # the next acknowledgement takes in everything held
+
+    def release(self, event_number: int, boot_id: int | None) -> None:
+        """The host has kept every event up to ``event_number`` of boot ``boot_id``
+        (recorded it, or found it needs no record): they may be acknowledged.
+
+        Only with ``hold_acks``. A release from before the band rebooted is ignored:
+        the new boot numbers its events afresh.
+        """
+        if boot_id == self._boot_id and event_number > self._released:
+            self._released = event_number
+            self._ack_due = True
+
+    @property
+    def boot_id(self) -> int | None:
+        """The band boot whose event numbers this host is following (None before HELLO)."""
+        return self._boot_id
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -166,6 +195,8 @@ class HostProtocol:
             upto = self._expected_event - 1
             if self._hold_from is not None:
                 upto = min(upto, self._hold_from - 1)
+            if self._hold_acks:
+                upto = min(upto, self._released)
             ack = m.EventAck(max(upto, 0))
             self._outgoing.extend(fragment(encode_frame(ack, 0), self._mtu - 3))
         self._ack_due = False
@@ -208,6 +239,7 @@ class HostProtocol:
             # A new band, or the band rebooted: its event numbers start afresh.
             self._boot_id = reply.boot_id
             self._expected_event = reply.first_unacked_event
+            self._released = reply.first_unacked_event - 1
         self._events.append(CommandResult(seq, flight.command, reply, now_us))
         self._in_flight = None
         self._pump(now_us)
@@ -215,8 +247,11 @@ class HostProtocol:
     def _on_event(self, event: m.BandEvent) -> None:
         if self._expected_event is None:
             return  # before HELLO's answer the host cannot know where the stream starts
-        self._ack_due = True
-        if event.event_number == self._expected_event:
+        fresh = event.event_number == self._expected_event
+        # A new event held back is acknowledged by its release; a copy (the band did not
+        # hear an acknowledgement) or one after a gap is answered at once.
+        self._ack_due = self._ack_due or not (fresh and self._hold_acks)
+        if fresh:
             if event.session_id and not self._followed and self._hold_from is None:
                 self._hold_from = event.event_number  # a workout's, and this host follows none
             self._events.append(event)

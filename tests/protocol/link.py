@@ -46,12 +46,16 @@ class LossyLink:
         band: fp.BandProtocol | None = None,
         now: int = 0,
         first_seq: int = 1,
+        hold_acks: bool = False,
     ) -> None:
         """``band`` (at the time ``now``, with a host ``first_seq`` of its own): a band
-        another host used before this one."""
+        another host used before this one. ``hold_acks``: the host acknowledges only
+        what it has released."""
         self.rng = random.Random(seed)
         self.drop, self.duplicate, self.max_delay_us = drop, duplicate, max_delay_us
-        self.host = fp.HostProtocol(retransmit_us=100_000, max_attempts=1000, first_seq=first_seq)
+        self.host = fp.HostProtocol(
+            retransmit_us=100_000, max_attempts=1000, first_seq=first_seq, hold_acks=hold_acks
+        )
         self.band = band if band is not None else fp.BandProtocol(retransmit_us=120_000)
         self.now = now
         self.up = True

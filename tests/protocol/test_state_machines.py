@@ -73,8 +73,8 @@ def test_lossy_link_applies_each_command_once_and_delivers_each_event_once_in_or
     assert (last.state, last.round, last.step_index) == (fp.SessionStateCode.DONE, 2, 1)
 
 
-def _connected_pair() -> LossyLink:
-    link = LossyLink(0, drop=0.0, duplicate=0.0, max_delay_us=1)
+def _connected_pair(*, hold_acks: bool = False) -> LossyLink:
+    link = LossyLink(0, drop=0.0, duplicate=0.0, max_delay_us=1, hold_acks=hold_acks)
     link.host.send_command(fp.Hello(2, 2), 0)
     _push_plan(link, chunk=200)
     link.run_until(SECOND)
@@ -266,3 +266,30 @@ def test_starting_a_workout_gives_up_the_events_of_an_earlier_one() -> None:
     newcomer.run_until(newcomer.now + 60 * SECOND)
     assert newcomer.events[-1].session_id == SESSION + 1
     assert link.band.first_unacked_event == newcomer.events[-1].event_number + 1
+
+
+def test_a_host_that_holds_acks_leaves_every_event_it_has_not_released_on_the_band() -> None:
+    link = _connected_pair(hold_acks=True)
+    first = link.band.first_unacked_event
+    link.host.send_command(fp.Start(PLAN_ID, link.now + SECOND, SESSION), link.now)
+    link.run_until(link.now + 10 * SECOND)
+    received = [e.event_number for e in link.events]
+    assert len(received) >= 5
+    assert received[0] == first
+    assert link.band.first_unacked_event == first  # received, none released: all kept
+
+    link.host.release(received[2], link.host.boot_id)
+    link.run_until(link.now + SECOND)
+    assert link.band.first_unacked_event == received[2] + 1  # no further than released
+
+    link.host.release(received[-1], (link.host.boot_id or 0) + 1)  # another boot's numbers
+    link.run_until(link.now + SECOND)
+    assert link.band.first_unacked_event == received[2] + 1
+
+    link.set_up(False)  # the host dies before it has recorded the rest
+    link.run_until(link.now + SECOND)
+    heir = _next_host(link, seed=3)
+    heir.host.follow(SESSION)
+    heir.run_until(heir.now + SECOND)
+    replayed = [e.event_number for e in heir.events]
+    assert replayed[: len(received) - 3] == received[3:]  # what the first host never kept

@@ -188,3 +188,28 @@ async def test_pause_is_a_state_of_the_virtual_band_and_its_heart_rate_rests(
     assert during
     assert before
     assert max(during[-5:]) < max(before)  # resting, not exercising
+
+
+async def test_an_event_stays_on_the_band_until_the_host_is_done_with_it() -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            await band.push_plan(PLAN)
+            await band.start()
+            reader = band.events()
+            while not isinstance(await anext(reader), HeartRate):
+                pass  # the reader holds a sample: taken, not yet recorded
+            await asyncio.sleep(0.5)
+            kept = virtual.protocol.first_unacked_event
+            await asyncio.sleep(10)  # ten more samples arrive meanwhile
+            assert virtual.protocol.first_unacked_event == kept  # the held one, and all after
+
+            taken = 0
+            while taken < 5:  # the reader comes back: each one it is done with is acknowledged
+                taken += isinstance(await anext(reader), HeartRate)
+            await asyncio.sleep(0.5)
+            done = virtual.protocol.first_unacked_event
+            assert done > kept + 5
+        # Closing acknowledges the event the reader held, and no other: the rest stay on the
+        # band for the next host.
+        assert virtual.protocol.first_unacked_event == done + 1
