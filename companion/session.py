@@ -127,7 +127,11 @@ class Session:
             late_cue_ms=late_cue_ms,
             heart_rate_fresh_s=heart_rate_fresh_s,
         )
-        self._history: list[SessionEvent] = []
+        # Events a late subscriber replays from memory: all of them without a store, else
+        # only those the store failed to take. Recorded ones are read back from the store
+        # (a class of hundreds of bands would otherwise hold ~1 MB per band-hour here).
+        self._unstored: list[SessionEvent] = []
+        self._replay_after = 0  # this Session's numbers follow this one (an adopted session's)
         self._subscribers: list[_Subscription] = []
         self._number = 0
         self._started = False
@@ -171,14 +175,30 @@ class Session:
         """Every event of this session from the first, in order; ends when the session ends.
 
         Each call is an independent subscription, so a live view and an MQTT
-        relay can both follow the same session.
+        relay can both follow the same session. A late subscriber's earlier events
+        are read back from the store, when the session has one: the session keeps
+        in memory only what the store did not take.
         """
-        subscription = _Subscription(self._history)
+        subscription = _Subscription(self._replay())
         if self._finished.is_set():
             subscription.queue.put_nowait(None)
         else:
             self._subscribers.append(subscription)
         return subscription
+
+    def _replay(self) -> list[SessionEvent]:
+        """What this Session has published so far, in order: what it recorded, read back
+        from the store (not what an earlier host recorded before an adoption), then what
+        the store did not take."""
+        stored: list[SessionEvent] = []
+        first_unstored = self._unstored[0].number if self._unstored else self._number + 1
+        if self.store is not None and first_unstored - 1 > self._replay_after:
+            stored = [
+                event
+                for event in self.store.events(self.session_id)
+                if self._replay_after < event.number < first_unstored
+            ]
+        return stored + self._unstored
 
     def snapshot(self) -> SessionSnapshot:
         """What a live view or dashboard shows right now."""
@@ -316,6 +336,7 @@ class Session:
         store = self.store
         recorded = [n.event for n in store.events(session_id)] if store is not None else []
         self._number = store.last_event_number(session_id) if store is not None else 0
+        self._replay_after = self._number
         self._tracker.adopted(self.band.adopt(), capabilities.session_shift_us, recorded)
         self._started = True
         logger.info("adopted session %s (band workout %08x)", session_id, capabilities.session_id)
@@ -428,12 +449,13 @@ class Session:
                 at=datetime.now(UTC),
                 event=event,
             )
-            self._history.append(numbered)
             if self.store is not None and self._storage_error is None:
                 try:
                     self.store.record(numbered)
                 except StoreError as exc:  # the follower stops the workout at its next event
                     self._storage_error = exc
+            if self.store is None or self._storage_error is not None:
+                self._unstored.append(numbered)
             for subscriber in self._subscribers:
                 subscriber.queue.put_nowait(numbered)
 
