@@ -66,7 +66,6 @@ _TIME_SYNC_SAMPLES: Final = 8  # at connect: ~8 round trips, a first bound befor
 _REFINE_SAMPLES: Final = 56  # then in the background, while the plan is pushed and after
 _RETRANSMIT_S: Final = 0.3  # real seconds before a command is sent again (doubling)
 _RECONNECT_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
-_LAST_ACK_TIMEOUT_S: Final = 1.0  # closing: the last acknowledgement's write, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +137,6 @@ class Band:
         # this host follows reaches the reader (see ``follow``), and its place in the band's
         # numbering (None: made by the host), released once the reader is done with it.
         self._events: asyncio.Queue[tuple[int, Event, _Place | None] | _Closed] = asyncio.Queue()
-        self._delivered: _Place | None = None  # the event the reader holds now
         self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertised_name = ""
@@ -208,8 +206,8 @@ class Band:
     async def aclose(self) -> None:
         """Disconnect and stop every task of this band (the band itself keeps running).
 
-        The event the reader holds is acknowledged first (a reader that closes the band
-        is done with it); events it never took stay on the band for the next host.
+        What the reader of :meth:`events` has not come back from stays on the band for
+        the next host (which drops it if it belongs to a workout it does not follow).
         """
         self._closing = True
         for task in self._tasks:
@@ -217,8 +215,6 @@ class Band:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._release(self._delivered)
-        await self._flush_confirmed()
         if self._link is not None:
             await self._link.close()
         self._link_up = False
@@ -287,8 +283,8 @@ class Band:
         link could not be restored.
 
         An event is acknowledged to the band when the reader comes back for the next
-        one (or closes the band): until then the band keeps it, and replays it to the
-        next host if this one dies.
+        one: until then the band keeps it, and replays it to the next host if this one
+        dies.
         """
         while True:
             item = await self._events.get()
@@ -302,7 +298,6 @@ class Band:
                 logger.debug("dropped an event of band workout %08x: %r", session_id, event)
                 self._release(place)
                 continue
-            self._delivered = place
             yield event
             self._release(place)  # the reader came back for the next: it is done with this one
 
@@ -697,17 +692,6 @@ class Band:
                 logger.debug("write to %s lost: %s", self.target, exc)
                 return
 
-    async def _flush_confirmed(self) -> None:
-        """Write what is due with responses: the link closes next, and a write without one
-        may still be queued when it does."""
-        fragments = self._protocol.data_to_send()
-        if not fragments or self._link is None or not self._link_up:
-            return
-        with contextlib.suppress(TimeoutError, CompanionError):
-            async with asyncio.timeout(_LAST_ACK_TIMEOUT_S):
-                for fragment in fragments:
-                    await self._link.write(gatt.CONTROL_CHAR_UUID, fragment, response=True)
-
     def _dispatch(self) -> None:
         while (item := self._protocol.next_event()) is not None:
             if isinstance(item, fp.CommandResult | fp.CommandFailed):
@@ -764,7 +748,6 @@ class Band:
 
     def _release(self, place: _Place | None) -> None:
         """The reader is done with the event at ``place``: the driver acknowledges it."""
-        self._delivered = None
         if place is not None:
             self._protocol.release(place.number, place.boot_id)
             self._wake.set()
