@@ -190,14 +190,12 @@ class Session:
         """What this Session has published so far, in order: what it recorded, read back
         from the store (not what an earlier host recorded before an adoption), then what
         the store did not take."""
-        stored: list[SessionEvent] = []
+        if self.store is None:
+            return list(self._unstored)
         first_unstored = self._unstored[0].number if self._unstored else self._number + 1
-        if self.store is not None and first_unstored - 1 > self._replay_after:
-            stored = [
-                event
-                for event in self.store.events(self.session_id)
-                if self._replay_after < event.number < first_unstored
-            ]
+        stored = self.store.events_between(
+            self.session_id, self.band_id, self._replay_after, first_unstored
+        )
         return stored + self._unstored
 
     def snapshot(self) -> SessionSnapshot:

@@ -251,6 +251,9 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+_NO_BOUND: Final = 2**63 - 1  # above every event number (SQLite's largest integer)
+
+
 class Store:
     """The session history database; use as a context manager or call :meth:`close`."""
 
@@ -481,14 +484,26 @@ class Store:
     def events(self, session_id: str) -> list[SessionEvent]:
         """Every event of a session, in order."""
         record = self.session(session_id)
+        return self.events_between(record.id, record.band_id, 0, None)
+
+    def events_between(
+        self, session_id: str, band_id: str, after: int, before: int | None
+    ) -> list[SessionEvent]:
+        """The events of session ``session_id`` (the whole id) numbered above ``after``
+        and below ``before`` (None: no bound), in order.
+
+        For the session that records them: unlike :meth:`events` it reads them before
+        the session's own row is written (an event may precede the start).
+        """
         rows = self._db.execute(
-            "SELECT number, at, payload FROM events WHERE session_id = ? ORDER BY number",
-            (record.id,),
+            "SELECT number, at, payload FROM events WHERE session_id = ? AND number > ?"
+            " AND number < ? ORDER BY number",
+            (session_id, after, _NO_BOUND if before is None else before),
         ).fetchall()
         return [
             SessionEvent(
-                band_id=record.band_id,
-                session_id=record.id,
+                band_id=band_id,
+                session_id=session_id,
                 number=number,
                 at=datetime.fromisoformat(at),
                 event=event_from_dict(json.loads(payload)),

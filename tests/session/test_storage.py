@@ -18,7 +18,13 @@ from rich.console import Console
 
 import firmware_protocol as fp
 from companion.errors import StoreError
-from companion.events import HeartRate, SessionEvent, SessionStarted, StepStarted
+from companion.events import (
+    CommandRejected,
+    HeartRate,
+    SessionEvent,
+    SessionStarted,
+    StepStarted,
+)
 from companion.plan import builtin_plan
 from companion.session import Session
 from companion.store import Store
@@ -143,3 +149,19 @@ def _held_by_session_numbering() -> int:
         [tracemalloc.Filter(True, "*companion/session.py")]
     )
     return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+async def test_a_subscriber_after_an_event_before_the_start_replays_it(store: Store) -> None:
+    async with connected() as (_virtual, band):
+        session = Session(band, builtin_plan("back-5", rounds=1), store=store)
+        session.reject("mqtt", "skip", "the workout has not started")  # recorded, no row yet
+        late = session.events()
+        runner = asyncio.create_task(session.run())
+        await band.clock.sleep(20)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    events = [event.event async for event in late]
+    assert isinstance(events[0], CommandRejected)
+    assert events[0].command == "skip"
+    assert any(isinstance(e, SessionStarted) for e in events)
