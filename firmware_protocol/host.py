@@ -65,9 +65,10 @@ class HostProtocol:
         """``first_seq`` should be random per host instance (1..65535), so that a band
         never mistakes a new host's first commands for copies of an old host's.
 
-        With ``hold_acks`` an event is acknowledged only once :meth:`release` has
-        passed it: the band keeps it (and replays it to the next host) until the
-        host has recorded it, not merely received it.
+        With ``hold_acks`` an event of a workout is acknowledged only once
+        :meth:`release` has passed it: the band keeps it (and replays it to the next
+        host) until the host has recorded it, not merely received it. An event
+        outside any workout is acknowledged on arrival once everything before it is.
         """
         if retransmit_us <= 0 or max_attempts < 1 or not 1 <= first_seq <= 0xFFFF:
             raise LocalProtocolError(
@@ -94,6 +95,7 @@ class HostProtocol:
         # With hold_acks: the last event the host has kept (acknowledgements stop there).
         self._hold_acks = hold_acks
         self._released = 0
+        self._unheld: deque[int] = deque()  # received outside a workout, past the released
 
     # -- link lifecycle --------------------------------------------------------------
 
@@ -137,6 +139,15 @@ class HostProtocol:
         if boot_id == self._boot_id and event_number > self._released:
             self._released = event_number
             self._ack_due = True
+            self._release_unheld()
+
+    def _release_unheld(self) -> None:
+        """Take the released mark over the events outside a workout that follow it."""
+        unheld = self._unheld
+        while unheld and unheld[0] <= self._released + 1:
+            if unheld.popleft() == self._released + 1:
+                self._released += 1
+                self._ack_due = True
 
     @property
     def boot_id(self) -> int | None:
@@ -240,6 +251,7 @@ class HostProtocol:
             self._boot_id = reply.boot_id
             self._expected_event = reply.first_unacked_event
             self._released = reply.first_unacked_event - 1
+            self._unheld.clear()
         self._events.append(CommandResult(seq, flight.command, reply, now_us))
         self._in_flight = None
         self._pump(now_us)
@@ -251,6 +263,14 @@ class HostProtocol:
         # A new event held back is acknowledged by its release; a copy (the band did not
         # hear an acknowledgement) or one after a gap is answered at once.
         self._ack_due = self._ack_due or not (fresh and self._hold_acks)
+        if fresh and self._hold_acks and not event.session_id:
+            # Outside any workout (heart rate before START, the band's state) nothing is
+            # held: a host that connects and waits, with no reader yet, would otherwise
+            # have the band resend everything unacknowledged every 400 ms, more each time.
+            # Never past a held event (acknowledgements are cumulative): then it goes with
+            # the release of the held one.
+            self._unheld.append(event.event_number)
+            self._release_unheld()
         if fresh:
             if event.session_id and not self._followed and self._hold_from is None:
                 self._hold_from = event.event_number  # a workout's, and this host follows none

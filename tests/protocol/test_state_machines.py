@@ -268,6 +268,34 @@ def test_starting_a_workout_gives_up_the_events_of_an_earlier_one() -> None:
     assert link.band.first_unacked_event == newcomer.events[-1].event_number + 1
 
 
+def test_holding_acks_takes_events_outside_a_workout_at_once_never_past_a_held_one() -> None:
+    link = _connected_pair(hold_acks=True)
+    first = link.band.first_unacked_event
+    for i in range(3):  # heart rate before START: nothing a workout's record needs kept
+        link.band.record_heart_rate(70 + i, (), True, link.now)
+        link.run_until(link.now + SECOND)
+    assert [e.session_id for e in link.events] == [0, 0, 0]
+    assert link.band.first_unacked_event == first + 3  # acknowledged, nothing released
+
+    link.host.send_command(fp.Start(PLAN_ID, link.now + SECOND, SESSION), link.now)
+    link.run_until(link.now + 2 * SECOND)
+    held = [e for e in link.events[3:] if e.session_id == SESSION]
+    assert held
+    link.host.send_command(fp.Stop(), link.now)
+    link.run_until(link.now + SECOND)
+    link.band.record_heart_rate(80, (), True, link.now)  # after the workout: outside again
+    link.run_until(link.now + SECOND)
+    assert link.events[-1].session_id == 0
+    # Behind the workout's unreleased events it waits: an acknowledgement is cumulative.
+    assert link.band.first_unacked_event == held[0].event_number
+
+    workout = [e.event_number for e in link.events if e.session_id == SESSION]
+    link.host.release(workout[-1], link.host.boot_id)
+    link.run_until(link.now + SECOND)
+    # The host released the workout; what came after it (outside any workout) follows.
+    assert link.band.first_unacked_event == link.events[-1].event_number + 1
+
+
 def test_a_host_that_holds_acks_leaves_every_event_it_has_not_released_on_the_band() -> None:
     link = _connected_pair(hold_acks=True)
     first = link.band.first_unacked_event

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,6 +189,32 @@ async def test_pause_is_a_state_of_the_virtual_band_and_its_heart_rate_rests(
     assert during
     assert before
     assert max(during[-5:]) < max(before)  # resting, not exercising
+
+
+async def test_a_host_with_no_reader_yet_has_the_band_send_each_sample_once() -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        sent: list[bytes] = []
+        notify = virtual._notify
+
+        async def counted(connection: Any, characteristic: Any, value: bytes) -> bool:
+            peeked = fp.peek_fragment(value)
+            if peeked is not None and peeked[0] is fp.MessageType.HEART_RATE_SAMPLE:
+                sent.append(value)
+            return await notify(connection, characteristic, value)
+
+        virtual._notify = counted  # type: ignore[method-assign]
+        async with Band.connect(virtual.address, backend=world.backend):
+            sent.clear()
+            # Connected, nothing reads its events yet (a host waiting for a dashboard's
+            # start): samples outside a workout are acknowledged as they come, so the band
+            # does not resend what it holds every 400 ms (it did: 56 copies of 6 in 6 s).
+            first = virtual.protocol.first_unacked_event
+            await asyncio.sleep(6)
+            assert 5 <= len(sent) <= 7
+            assert len(set(sent)) == len(sent)  # no copies
+            last = virtual.protocol.first_unacked_event
+            assert last >= first + len(sent)  # each acknowledged (no reader has released it)
 
 
 async def test_an_event_stays_on_the_band_until_the_host_is_done_with_it() -> None:
