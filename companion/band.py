@@ -137,6 +137,7 @@ class Band:
         # this host follows reaches the reader (see ``follow``), and its place in the band's
         # numbering (None: made by the host), released once the reader is done with it.
         self._events: asyncio.Queue[tuple[int, Event, _Place | None] | _Closed] = asyncio.Queue()
+        self._taken: _Place | None = None  # the event the reader holds (not yet released)
         self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertised_name = ""
@@ -282,9 +283,9 @@ class Band:
         out. It ends when the band is closed, and raises :class:`LinkLostError` if the
         link could not be restored.
 
-        An event is acknowledged to the band when the reader comes back for the next
-        one: until then the band keeps it, and replays it to the next host if this one
-        dies.
+        An event of a workout is acknowledged to the band when the reader comes back
+        for the next one, or calls :meth:`done_with_events`: until then the band keeps
+        it, and replays it to the next host if this one dies.
         """
         while True:
             item = await self._events.get()
@@ -298,8 +299,20 @@ class Band:
                 logger.debug("dropped an event of band workout %08x: %r", session_id, event)
                 self._release(place)
                 continue
+            self._taken = place
             yield event
+            self._taken = None
             self._release(place)  # the reader came back for the next: it is done with this one
+
+    def done_with_events(self) -> None:
+        """The reader of :meth:`events` has kept the last event it took and reads no more
+        (a :class:`~companion.session.Session` has recorded its workout's end).
+
+        That event is acknowledged now: held, it and every later one would be resent
+        by the band every 400 ms for as long as this host stays connected.
+        """
+        place, self._taken = self._taken, None
+        self._release(place)
 
     async def heart_rate(self) -> AsyncIterator[HeartRate]:
         """Heart rate from the band's standard Heart Rate Service, stamped on arrival.

@@ -239,6 +239,10 @@ class _Seat:
     def capabilities(self) -> fp.Capabilities | KindCapabilities | None:
         return self.held.capabilities if self.held is not None else self.fp_capabilities
 
+    def done_with_events(self) -> None:
+        if self.held is not None:
+            self.held.done_with_events()  # a rotated band's events are taken as they come
+
     async def events(self) -> AsyncIterator[Event]:
         if self.held is not None:
             async for event in self.held.events():

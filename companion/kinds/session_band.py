@@ -112,6 +112,9 @@ class HostTimedBand:
         """Whether the link is up right now."""
         return self.kind_band.link_up
 
+    def done_with_events(self) -> None:
+        """Nothing to acknowledge: a host-timed kind's events are this host's own."""
+
     async def events(self) -> AsyncGenerator[Event, None]:
         """The kind's own events (heart rate, battery, link) and the host timeline's reports."""
         merged: asyncio.Queue[Event | None] = asyncio.Queue()

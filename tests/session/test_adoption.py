@@ -23,9 +23,9 @@ from companion.events import (
     StopReason,
     StopSource,
 )
-from companion.plan import builtin_plan
+from companion.plan import Plan, Step, builtin_plan
 from companion.session import Session
-from companion.sim import VirtualBandConfig, VirtualWorld
+from companion.sim import VirtualBand, VirtualBandConfig, VirtualWorld
 from companion.state import SessionPhase
 from companion.store import Store
 
@@ -191,19 +191,25 @@ async def test_pause_is_a_state_of_the_virtual_band_and_its_heart_rate_rests(
     assert max(during[-5:]) < max(before)  # resting, not exercising
 
 
+def _count_samples_sent(virtual: VirtualBand) -> list[bytes]:
+    """Every heart-rate notification the band sends from now on (copies included)."""
+    sent: list[bytes] = []
+    notify = virtual._notify
+
+    async def counted(connection: Any, characteristic: Any, value: bytes) -> bool:
+        peeked = fp.peek_fragment(value)
+        if peeked is not None and peeked[0] is fp.MessageType.HEART_RATE_SAMPLE:
+            sent.append(value)
+        return await notify(connection, characteristic, value)
+
+    virtual._notify = counted  # type: ignore[method-assign]
+    return sent
+
+
 async def test_a_host_with_no_reader_yet_has_the_band_send_each_sample_once() -> None:
     async with VirtualWorld() as world:
         virtual = await world.add_band(VirtualBandConfig())
-        sent: list[bytes] = []
-        notify = virtual._notify
-
-        async def counted(connection: Any, characteristic: Any, value: bytes) -> bool:
-            peeked = fp.peek_fragment(value)
-            if peeked is not None and peeked[0] is fp.MessageType.HEART_RATE_SAMPLE:
-                sent.append(value)
-            return await notify(connection, characteristic, value)
-
-        virtual._notify = counted  # type: ignore[method-assign]
+        sent = _count_samples_sent(virtual)
         async with Band.connect(virtual.address, backend=world.backend):
             sent.clear()
             # Connected, nothing reads its events yet (a host waiting for a dashboard's
@@ -215,6 +221,24 @@ async def test_a_host_with_no_reader_yet_has_the_band_send_each_sample_once() ->
             assert len(set(sent)) == len(sent)  # no copies
             last = virtual.protocol.first_unacked_event
             assert last >= first + len(sent)  # each acknowledged (no reader has released it)
+
+
+async def test_after_a_session_ends_the_band_keeps_nothing_for_a_host_still_connected() -> None:
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        sent = _count_samples_sent(virtual)
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            plan = Plan(name="short", title="Short", steps=(Step("Hold", 3.0),))
+            await Session(band, plan).run()
+            sent.clear()
+            first = virtual.protocol.first_unacked_event
+            # The session recorded the workout's last event and reads no more: without
+            # Band.done_with_events that one stayed held, and the band resent it and every
+            # sample after it every 400 ms (45 notifications for 6 samples in 6 s).
+            await asyncio.sleep(6)
+            assert 5 <= len(sent) <= 7
+            assert len(set(sent)) == len(sent)
+            assert virtual.protocol.first_unacked_event >= first + len(sent)
 
 
 async def test_an_event_stays_on_the_band_until_the_host_is_done_with_it() -> None:
