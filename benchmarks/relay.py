@@ -18,6 +18,9 @@ messages at mosquitto's defaults) and the subscriber is a process of its own tha
 stamps each message with ``time.time()`` first thing. The host keeps its
 long-lived objects out of Python's full collections as ``companion class``
 does (``companion.heap``): one full collection at 300 bands stalled it 175 ms.
+Its sessions share one history that commits every 50 ms
+(``Store(commit_every_s=0.05)``), a group of events per transaction; each band
+keeps its events until their group is committed.
 
 Latency is from the band to the subscriber: a heart-rate event's ``t`` is the
 band's own sample time, converted to host clock by the time sync, mapped to
@@ -100,6 +103,7 @@ _HARD_BUDGET_S: Final = 50.0
 _BANDS_PER_SERVER: Final = 50
 _CONNECTS_AT_ONCE: Final = 16
 _STATE_FILLER: Final = b"x" * 420  # a retained state message is ~450 bytes
+_COMMIT_EVERY_S: Final = 0.05  # the history's group commits (see the module docstring)
 
 
 # -- mosquitto ----------------------------------------------------------------------------
@@ -392,7 +396,9 @@ class Host:
         self.store = store
         self.clock = LoopClock()
         self.backends: dict[int, Any] = {}
-        self.stack = contextlib.AsyncExitStack()
+        # One stack per band (its link, then its relay): closed all at once, since one
+        # after another a few hundred relays' flushes and disconnects took minutes.
+        self.stacks: dict[Band, contextlib.AsyncExitStack] = {}
         self.tasks: list[asyncio.Task[Any]] = []
         self.relayed = 0
         self.raw = 0
@@ -409,10 +415,12 @@ class Host:
         return self.backends[server.index]
 
     async def _connect(self, server: SimServer, name: str) -> Band:
+        stack = contextlib.AsyncExitStack()
         async with self._connecting:
-            band = await self.stack.enter_async_context(
+            band = await stack.enter_async_context(
                 Band.connect(name, backend=self._backend(server), clock=self.clock, scan_timeout=30)
             )
+        self.stacks[band] = stack
         self.bands.append(band)
         return band
 
@@ -427,7 +435,7 @@ class Host:
             prefix=f"companion/s{server.index}-{band.band_id}",
             outbox=self.directory / f"outbox-{server.index}.sqlite3",  # one per server
         )
-        await self.stack.enter_async_context(relay)
+        await self.stacks[band].enter_async_context(relay)
         self.tasks.append(asyncio.create_task(session.run()))
         self.sessions.append(session)
         self.relayed += 1
@@ -536,13 +544,20 @@ class Host:
                     before = now
                     await asyncio.sleep(0.5)
 
-    async def close(self, within_s: float) -> None:
+    async def close(self, within_s: float) -> int:
+        """Stop every reader, then close every band's relay and link at once; returns how
+        many were still closing after ``within_s`` (cancelled then, and not waited for)."""
         for task in self.tasks:
             task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within_s):
-                await asyncio.gather(*self.tasks, return_exceptions=True)
-                await self.stack.aclose()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=within_s)
+        closing = [asyncio.create_task(stack.aclose()) for stack in self.stacks.values()]
+        if not closing:
+            return 0
+        _done, late = await asyncio.wait(closing, timeout=within_s)
+        for task in late:
+            task.cancel()
+        return len(late)
 
 
 @dataclass
@@ -579,29 +594,43 @@ async def _measure(
 
 
 async def _connect_all(
-    host: Host, fleet: Fleet, count: int, *, raw_every: int = 0, bare: bool = False
+    host: Host,
+    fleet: Fleet,
+    count: int,
+    *,
+    raw_every: int = 0,
+    bare: bool = False,
+    within_s: float | None = None,
 ) -> float:
     """Connect ``count`` more bands at once; every ``raw_every``-th is a raw one, or all are
-    bare ones. Seconds."""
+    bare ones. Seconds. Connections not made within ``within_s`` are given up (counted in
+    ``host.failed``): an overloaded host can take minutes to connect a large step."""
     began = time.monotonic()
     taken = await fleet.take(count)
-    results = await asyncio.gather(
-        *(
+    connecting = [
+        asyncio.create_task(
             host.add_bare(server, name)
             if bare
             else host.add_raw(server, name)
             if raw_every and n % raw_every == 1
             else host.add_relayed(server, name)
-            for n, (server, name) in enumerate(taken)
-        ),
-        return_exceptions=True,
-    )
-    for result in results:
-        if isinstance(result, CompanionError):
+        )
+        for n, (server, name) in enumerate(taken)
+    ]
+    _done, late = await asyncio.wait(connecting, timeout=within_s)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
+        print(f"  {len(late)} bands not connected within {within_s:.0f} s", file=sys.stderr)
+    for task in connecting:
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or isinstance(error, CompanionError):
             host.failed += 1
-            print(f"  a band did not connect: {result}", file=sys.stderr)
-        elif isinstance(result, BaseException):
-            raise result
+            if error is not None:
+                print(f"  a band did not connect: {error}", file=sys.stderr)
+        elif error is not None:
+            raise error
     return time.monotonic() - began
 
 
@@ -673,7 +702,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         fleet = Fleet()
         steps: list[RampStep] = []
         reason = "the largest count in the ramp passed"
-        store = Store(directory / "sessions.sqlite3")
+        # A host of hundreds of bands commits their history in groups (the band keeps each
+        # event until its group is committed): one commit per event cost more than its rows.
+        store = Store(directory / "sessions.sqlite3", commit_every_s=_COMMIT_EVERY_S)
         try:
             # the first step's band servers power on while the subscriber starts
             await asyncio.gather(subscriber.start(), fleet.provision(counts[0]))
@@ -722,7 +753,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                     reason = f"time budget (next step, {count} bands, needs ~{needed:.0f} s)"
                     break
                 if adding:
-                    connect_s = await _connect_all(host, fleet, adding)
+                    connect_s = await _connect_all(
+                        host, fleet, adding, within_s=max(1.0, deadline - time.monotonic())
+                    )
                     connect_s_per_band = max(connect_s_per_band, connect_s / adding)
                     # connecting slows down as more bands run: it may have taken the rest
                     if time.monotonic() + after_connect_s > deadline:
@@ -763,7 +796,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             # every band a server runs, connected or not (it is what the server's memory holds)
             sim_rss_per_band = fleet.rss_mb() / max(1, _BANDS_PER_SERVER * len(fleet.servers))
             ramp_failed = host.failed
-            await host.close(3.0)
+            left_closing = await host.close(10.0)
+            if left_closing:
+                print(f"  {left_closing} bands still closing after 10 s", file=sys.stderr)
         finally:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):

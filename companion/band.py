@@ -137,7 +137,7 @@ class Band:
         # this host follows reaches the reader (see ``follow``), and its place in the band's
         # numbering (None: made by the host), released once the reader is done with it.
         self._events: asyncio.Queue[tuple[int, Event, _Place | None] | _Closed] = asyncio.Queue()
-        self._taken: _Place | None = None  # the event the reader holds (not yet released)
+        self._taken: _Place | None = None  # the last event taken by the reader, not released
         self._session_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertised_name = ""
@@ -273,7 +273,7 @@ class Band:
         self._session_id = session_id
         self._protocol.follow(session_id)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self, *, kept_by_reader: bool = False) -> AsyncIterator[Event]:
         """Band events, in order, each once: cues, band state, heart rate, buttons, link.
 
         Only events of the workout this host follows (started with :meth:`start` or
@@ -285,7 +285,10 @@ class Band:
 
         An event of a workout is acknowledged to the band when the reader comes back
         for the next one, or calls :meth:`done_with_events`: until then the band keeps
-        it, and replays it to the next host if this one dies.
+        it, and replays it to the next host if this one dies. With
+        ``kept_by_reader`` only :meth:`done_with_events` does: for a reader whose
+        records are durable later than it takes the next event (a store that
+        commits in groups).
         """
         while True:
             item = await self._events.get()
@@ -297,19 +300,23 @@ class Band:
             session_id, event, place = item
             if session_id and session_id != self._session_id:
                 logger.debug("dropped an event of band workout %08x: %r", session_id, event)
-                self._release(place)
+                if self._taken is None:
+                    self._release(place)
+                else:  # acknowledging it would take in the reader's, not yet kept
+                    self._taken = place
                 continue
-            self._taken = place
+            if place is not None:
+                self._taken = place
             yield event
-            self._taken = None
-            self._release(place)  # the reader came back for the next: it is done with this one
+            if not kept_by_reader:
+                self.done_with_events()  # the reader came back for the next: done with this one
 
     def done_with_events(self) -> None:
-        """The reader of :meth:`events` has kept the last event it took and reads no more
-        (a :class:`~companion.session.Session` has recorded its workout's end).
+        """The reader of :meth:`events` has kept every event it took (recorded it, or
+        found it needs no record): they are acknowledged now.
 
-        That event is acknowledged now: held, it and every later one would be resent
-        by the band every 400 ms for as long as this host stays connected.
+        Held, they and every later one would be resent by the band every 400 ms for
+        as long as this host stays connected.
         """
         place, self._taken = self._taken, None
         self._release(place)

@@ -243,9 +243,9 @@ class _Seat:
         if self.held is not None:
             self.held.done_with_events()  # a rotated band's events are taken as they come
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self, *, kept_by_reader: bool = False) -> AsyncIterator[Event]:
         if self.held is not None:
-            async for event in self.held.events():
+            async for event in self.held.events(kept_by_reader=kept_by_reader):
                 self._heard(event)
                 yield event
             return

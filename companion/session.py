@@ -70,7 +70,7 @@ class SessionBand(Protocol):
     def link_up(self) -> bool: ...
     @property
     def capabilities(self) -> fp.Capabilities | Capabilities | None: ...
-    def events(self) -> AsyncIterator[Event]: ...
+    def events(self, *, kept_by_reader: bool = ...) -> AsyncIterator[Event]: ...
     def done_with_events(self) -> None: ...
     async def push_plan(self, plan: Plan) -> bool: ...
     async def sync_time(self, samples: int = ...) -> fp.ClockEstimate: ...
@@ -352,7 +352,8 @@ class Session:
         if not autostart and not adopted:
             await self._start_requested.wait()
         self._started = True
-        events = self.band.events()
+        # The band keeps each event until the store has committed it (see _kept).
+        events = self.band.events(kept_by_reader=True)
         try:
             if not adopted:
                 await self._start_anew()
@@ -404,10 +405,20 @@ class Session:
             self._publish(self._tracker.band_event(event))
             if self._storage_error is not None:
                 raise self._storage_error
+            if self.store is None:
+                self.band.done_with_events()  # nothing to wait for: in memory is all there is
+            else:
+                self.store.after_commit(self._kept)
             if self._tracker.ended:
                 self._close_if_ended()
-                self.band.done_with_events()  # recorded: the band need not keep the last one
                 return
+
+    def _kept(self, error: StoreError | None) -> None:
+        """What this session recorded is committed (the band may drop it), or failed to be."""
+        if error is None:
+            self.band.done_with_events()
+        else:  # the follower stops the workout at its next event; the band keeps the rest
+            self._storage_error = self._storage_error or error
 
     async def _resync_periodically(self) -> None:
         clock = self.band.clock

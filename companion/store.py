@@ -2,18 +2,23 @@
 
 Plain ``sqlite3`` on purpose: one write is a few microseconds in WAL mode, far
 below anything a workout produces, and each record is committed at once so a
-crash loses nothing already recorded. The schema is documented in
-``docs/store.md`` and versioned with ``PRAGMA user_version``.
+crash loses nothing already recorded. A host of hundreds of bands may commit
+events in groups instead (``commit_every_s``): a commit per event then costs
+more than the event's rows. The schema is documented in ``docs/store.md`` and
+versioned with ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import itertools
 import json
 import os
 import sqlite3
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -254,15 +259,60 @@ def _percentile(values: list[float], fraction: float) -> float:
 _NO_BOUND: Final = 2**63 - 1  # above every event number (SQLite's largest integer)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_Rows = tuple[tuple[object, ...], tuple[object, ...] | None]  # an event's row, its sample's
+
+
+def _rows(event: SessionEvent) -> _Rows:
+    """The ``events`` row of ``event`` and, for heart rate, its ``hr_samples`` row."""
+    row = (
+        event.session_id,
+        event.number,
+        event.at.isoformat(),
+        event.type,
+        json.dumps(event_to_dict(event.event)),
+    )
+    inner = event.event
+    if not isinstance(inner, HeartRate):
+        return row, None
+    sample = (
+        event.session_id,
+        event.number,
+        inner.t,
+        inner.bpm,
+        json.dumps(list(inner.rr_ms)),
+        None if inner.contact is None else int(inner.contact),
+    )
+    return row, sample
+
+
 class Store:
     """The session history database; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, create: bool = True, commit_every_s: float = 0.0
+    ) -> None:
         """Open the history at ``path`` (default: :func:`default_store_path`).
 
         ``create=False`` opens an existing history only (to read it): a
         missing file is a :class:`StoreError` and no file is made.
+
+        ``commit_every_s`` > 0 commits the events recorded from an event loop
+        in groups, at most that long after the first of a group (any other call
+        commits at once, before it reads or writes). An event is then durable
+        only at that commit: :meth:`after_commit` says when, and a
+        :class:`~companion.session.Session` lets the band acknowledge it then.
         """
+        self._commit_every_s = commit_every_s
+        self._waiting: list[_Rows] = []  # recorded, not yet committed
+        self._after_commit: dict[Callable[[StoreError | None], None], None] = {}  # each once
+        self._commit_timer: asyncio.TimerHandle | None = None
         self.path = Path(path) if path is not None else default_store_path()
         # The platform's own data folder may need its parents (~/.local/share); a folder
         # the user named must have an existing parent, or the name probably has a typo.
@@ -302,9 +352,20 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close the database."""
-        self._release_reserve()
-        self._db.close()
+        """Commit what waits for its group, then close the database."""
+        try:
+            self.commit()
+        finally:
+            self._release_reserve()
+            self._db.close()
+
+    @property
+    def _sql(self) -> sqlite3.Connection:
+        """The connection, once every recorded event is committed (reads see them all,
+        writes come after them)."""
+        if self._waiting:
+            self.commit()
+        return self._db
 
     # -- writing --------------------------------------------------------------------------
 
@@ -330,7 +391,7 @@ class Store:
         self, session_id: str, band_id: str, band_session: int, plan_id: bytes
     ) -> None:
         """Remember which band workout ``session_id`` is, so a restarted host can adopt it."""
-        self._db.execute(
+        self._sql.execute(
             "INSERT OR REPLACE INTO band_sessions VALUES (?, ?, ?, ?)",
             (session_id, band_id, band_session, plan_id.hex()),
         )
@@ -338,20 +399,20 @@ class Store:
     def link_class_session(self, session_id: str, class_id: str) -> None:
         """Remember that ``session_id`` is a participant's in group class ``class_id``, so
         a class run again after its host was killed resumes it (and a lone run's does not)."""
-        self._db.execute(
+        self._sql.execute(
             "INSERT OR REPLACE INTO class_sessions VALUES (?, ?)", (session_id, class_id)
         )
 
     def class_of(self, session_id: str) -> str | None:
         """The group class ``session_id`` was part of, or None for a session of its own."""
-        row = self._db.execute(
+        row = self._sql.execute(
             "SELECT class_id FROM class_sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
         return str(row[0]) if row is not None else None
 
     def find_band_session(self, band_id: str, band_session: int) -> SessionRecord | None:
         """The session recorded for band workout ``band_session`` on ``band_id``, if any."""
-        row = self._db.execute(
+        row = self._sql.execute(
             "SELECT s.* FROM sessions s JOIN band_sessions b ON b.session_id = s.id "
             "WHERE b.band_id = ? AND b.band_session = ?",
             (band_id, band_session),
@@ -360,7 +421,7 @@ class Store:
 
     def last_event_number(self, session_id: str) -> int:
         """The number of the last event recorded for ``session_id`` (0 if none)."""
-        row = self._db.execute(
+        row = self._sql.execute(
             "SELECT MAX(number) FROM events WHERE session_id = ?", (session_id,)
         ).fetchone()
         return int(row[0] or 0)
@@ -369,36 +430,67 @@ class Store:
         """Record one event; a replayed event (same session and number) is stored once.
 
         A failed write (disk full, I/O error) raises :class:`StoreError`; what was
-        recorded before it stays.
+        recorded before it stays. With ``commit_every_s``, from an event loop, the
+        event waits for its group's commit instead, and a failure of that commit is
+        told to the :meth:`after_commit` callbacks waiting for it.
         """
-        payload = event_to_dict(event.event)
-        row = (
-            event.session_id,
-            event.number,
-            event.at.isoformat(),
-            event.type,
-            json.dumps(payload),
-        )
-        inner = event.event
-        if not isinstance(inner, HeartRate):
-            self._write("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
+        rows = _rows(event)
+        loop = _running_loop() if self._commit_every_s > 0 else None
+        if loop is None:
+            self._commit([rows])
             return
-        sample = (
-            event.session_id,
-            event.number,
-            inner.t,
-            inner.bpm,
-            json.dumps(list(inner.rr_ms)),
-            None if inner.contact is None else int(inner.contact),
-        )
-        # Both rows in one transaction: one commit per sample, not two (and never half a sample).
+        self._waiting.append(rows)
+        if self._commit_timer is None:
+            self._commit_timer = loop.call_later(self._commit_every_s, self._commit_group)
+
+    def after_commit(self, callback: Callable[[StoreError | None], None]) -> None:
+        """Call ``callback(None)`` once every event recorded so far is committed (at once
+        if none waits), or ``callback(error)`` if that commit failed. A callback already
+        waiting is called once."""
+        if self._waiting:
+            self._after_commit[callback] = None
+        else:
+            callback(None)
+
+    def commit(self) -> None:
+        """Commit every recorded event that waits for its group, now.
+
+        Raises :class:`StoreError` if that fails; the events of the group are then
+        not recorded (and their :meth:`after_commit` callbacks are told so).
+        """
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
+        waiting, self._waiting = self._waiting, []
+        callbacks, self._after_commit = self._after_commit, {}
+        error: StoreError | None = None
+        try:
+            if waiting:
+                self._commit(waiting)
+        except StoreError as exc:
+            error = exc
+        for callback in callbacks:
+            callback(error)
+        if error is not None:
+            raise error
+
+    def _commit_group(self) -> None:
+        self._commit_timer = None
+        with contextlib.suppress(StoreError):  # told to the callbacks, and so to the sessions
+            self.commit()
+
+    def _commit(self, rows: list[_Rows]) -> None:
+        events = [row for row, _sample in rows]
+        samples = [sample for _row, sample in rows if sample is not None]
+        # One transaction: one commit for the group (never half a sample).
         try:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO hr_samples VALUES (?, ?, ?, ?, ?, ?)", sample
-                )
+                self._db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", events)
+                if samples:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO hr_samples VALUES (?, ?, ?, ?, ?, ?)", samples
+                    )
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, "session history", exc) from exc
         self._checkpoints.start_if_due()
@@ -441,7 +533,7 @@ class Store:
 
     def _write(self, sql: str, values: tuple[object, ...]) -> None:
         try:
-            self._db.execute(sql, values)
+            self._sql.execute(sql, values)
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, "session history", exc) from exc
         self._checkpoints.start_if_due()
@@ -450,12 +542,12 @@ class Store:
 
     def sessions(self) -> list[SessionRecord]:
         """Every recorded session, newest first."""
-        rows = self._db.execute("SELECT * FROM sessions ORDER BY started_at DESC").fetchall()
+        rows = self._sql.execute("SELECT * FROM sessions ORDER BY started_at DESC").fetchall()
         return [self._record(row) for row in rows]
 
     def session(self, id_or_prefix: str) -> SessionRecord:
         """A session by its id or a unique prefix of it."""
-        rows = self._db.execute(
+        rows = self._sql.execute(
             "SELECT * FROM sessions WHERE id LIKE ? ORDER BY started_at DESC",
             (id_or_prefix.replace("%", "") + "%",),
         ).fetchall()
@@ -495,7 +587,7 @@ class Store:
         For the session that records them: unlike :meth:`events` it reads them before
         the session's own row is written (an event may precede the start).
         """
-        rows = self._db.execute(
+        rows = self._sql.execute(
             "SELECT number, at, payload FROM events WHERE session_id = ? AND number > ?"
             " AND number < ? ORDER BY number",
             (session_id, after, _NO_BOUND if before is None else before),

@@ -115,8 +115,11 @@ class HostTimedBand:
     def done_with_events(self) -> None:
         """Nothing to acknowledge: a host-timed kind's events are this host's own."""
 
-    async def events(self) -> AsyncGenerator[Event, None]:
-        """The kind's own events (heart rate, battery, link) and the host timeline's reports."""
+    async def events(self, *, kept_by_reader: bool = False) -> AsyncGenerator[Event, None]:
+        """The kind's own events (heart rate, battery, link) and the host timeline's reports.
+
+        ``kept_by_reader`` changes nothing here: there is nothing to acknowledge.
+        """
         merged: asyncio.Queue[Event | None] = asyncio.Queue()
 
         async def pump_band() -> None:

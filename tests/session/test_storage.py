@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import os
+import sqlite3
 import subprocess
 import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyte
@@ -61,11 +64,12 @@ def fill(disk: Path) -> None:
             filler.write(bytes(4096))
 
 
-async def test_a_disk_that_fills_up_mid_session_stops_it_as_storage_keeping_what_was_written() -> (
-    None
-):
+@pytest.mark.parametrize("commit_every_s", [0.0, 0.05], ids=["each", "grouped"])
+async def test_a_disk_that_fills_up_mid_session_stops_it_as_storage_keeping_what_was_written(
+    commit_every_s: float,
+) -> None:
     with small_disk() as disk:
-        store = Store(disk / "data" / "sessions.sqlite3")
+        store = Store(disk / "data" / "sessions.sqlite3", commit_every_s=commit_every_s)
         async with connected() as (virtual, band):
             session = Session(band, builtin_plan("back-5"), store=store)
             runner = asyncio.create_task(session.run())
@@ -165,3 +169,81 @@ async def test_a_subscriber_after_an_event_before_the_start_replays_it(store: St
     assert isinstance(events[0], CommandRejected)
     assert events[0].command == "skip"
     assert any(isinstance(e, SessionStarted) for e in events)
+
+
+def _committed(path: Path, session_id: str) -> int:
+    """How many events of ``session_id`` another connection sees (the committed ones)."""
+    with contextlib.closing(sqlite3.connect(path)) as outside:
+        row = outside.execute("SELECT COUNT(*) FROM events WHERE session_id = ?", (session_id,))
+        return int(row.fetchone()[0])
+
+
+async def test_with_group_commits_the_band_keeps_each_event_until_its_group_is_committed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = Store(path, commit_every_s=5.0)  # long groups, to see them at 1 Hz heart rate
+    async with connected() as (virtual, band):
+        session = Session(band, builtin_plan("back-5", rounds=1), store=store)
+        runner = asyncio.create_task(session.run())
+        await band.clock.sleep(10)
+        marks: list[tuple[int, int]] = []  # (the band's oldest unacknowledged, committed)
+        for _ in range(48):
+            await band.clock.sleep(0.25)
+            marks.append(
+                (virtual.protocol.first_unacked_event, _committed(path, session.session_id))
+            )
+        # The band lets events go only at a commit, a group at a time (at 1 Hz, each would
+        # be acknowledged within milliseconds otherwise): 12 s hold two or three commits.
+        assert 2 <= len({unacked for unacked, _ in marks}) <= 4
+        for (unacked, committed), (later_unacked, later_committed) in itertools.pairwise(marks):
+            if later_unacked != unacked:  # released: the commit has happened
+                assert later_committed > committed
+        assert max(b - a for (a, _), (b, _) in itertools.pairwise(marks)) >= 4  # a group at once
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    store.close()
+    with Store(path, create=False) as kept:
+        assert kept.session(session.session_id).outcome == "stopped: host"
+
+
+async def test_a_group_commit_is_read_by_the_store_itself_before_it_is_committed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = Store(path, commit_every_s=60.0)
+    store.begin_session("s1", "band", builtin_plan("back-5"), datetime.now(UTC))
+    told: list[StoreError | None] = []
+    for number in (1, 2, 3):
+        store.record(SessionEvent("band", "s1", number, datetime.now(UTC), _sample(number)))
+    store.after_commit(told.append)
+    store.after_commit(told.append)  # once, however often asked
+    assert _committed(path, "s1") == 0  # waiting for its group
+    assert told == []
+    assert [e.number for e in store.events("s1")] == [1, 2, 3]  # a read commits first
+    assert _committed(path, "s1") == 3
+    assert told == [None]
+    store.after_commit(told.append)  # nothing waits: at once
+    assert told == [None, None]
+    store.close()
+
+
+async def test_a_failed_group_commit_is_told_to_whoever_waits_for_it(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = Store(path, commit_every_s=60.0)
+    store.begin_session("s1", "band", builtin_plan("back-5"), datetime.now(UTC))
+    store.record(SessionEvent("band", "s1", 1, datetime.now(UTC), _sample(1)))
+    told: list[StoreError | None] = []
+    store.after_commit(told.append)
+    store._db.execute("PRAGMA query_only=ON")  # the next write fails, even as root
+    with pytest.raises(StoreError):
+        store.commit()
+    assert len(told) == 1
+    assert isinstance(told[0], StoreError)
+    store._db.execute("PRAGMA query_only=OFF")
+    store.close()
+
+
+def _sample(number: int) -> HeartRate:
+    return HeartRate(100 + number, float(number), (600.0,), True)
