@@ -69,6 +69,31 @@ async def test_a_host_that_vanished_is_adopted_by_the_next_and_every_cue_is_reco
     assert max(abs(c.error_ms) for c in cues) < 5.0
 
 
+async def test_a_host_killed_before_its_group_commit_loses_nothing_the_band_held(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    async with VirtualWorld() as world:
+        virtual = await world.add_band(VirtualBandConfig())
+        # The first host's groups never commit: killed, its memory (every event it
+        # recorded since START, 100 s of them) goes with it. Only the session's row,
+        # written at once before START, is on disk.
+        doomed = Store(path, commit_every_s=1e6)
+        first = await _orphan(world, virtual.address, doomed, 100)
+        async with Band.connect(virtual.address, backend=world.backend) as band:
+            store = Store(path)
+            assert [e.number for e in store.events(first)] == []
+            session = Session(band, PLAN, store=store)
+            assert await session.prepare()  # the band kept all of it, unacknowledged
+            await session.run()
+    events = store.events(first)
+    assert [e.number for e in events] == list(range(1, len(events) + 1))
+    cues = [e.event.cue_id for e in events if isinstance(e.event, CueFired)]
+    assert cues == CUE_IDS  # the first 100 s's cues too, each once
+    assert sum(isinstance(e.event, HeartRate) for e in events) > 250
+    store.close()
+
+
 async def test_a_host_that_refuses_a_workout_leaves_its_events_for_the_host_that_started_it(
     store: Store, tmp_path: Path
 ) -> None:
