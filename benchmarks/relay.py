@@ -103,6 +103,7 @@ _HARD_BUDGET_S: Final = 50.0
 _BANDS_PER_SERVER: Final = 50
 _CONNECTS_AT_ONCE: Final = 16
 _STATE_FILLER: Final = b"x" * 420  # a retained state message is ~450 bytes
+_GIVE_UP_S: Final = 10.0  # how long connects and closes that ran out of time may take to unwind
 _COMMIT_EVERY_S: Final = 0.05  # the history's group commits (see the module docstring)
 
 
@@ -618,12 +619,15 @@ async def _connect_all(
         for n, (server, name) in enumerate(taken)
     ]
     _done, late = await asyncio.wait(connecting, timeout=within_s)
-    for task in late:
-        task.cancel()
     if late:
-        await asyncio.wait(late)
         print(f"  {len(late)} bands not connected within {within_s:.0f} s", file=sys.stderr)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_GIVE_UP_S):
+                await _cancel(list(late))
     for task in connecting:
+        if not task.done():  # still unwinding its cancel: given up
+            host.failed += 1
+            continue
         error = None if task.cancelled() else task.exception()
         if task.cancelled() or isinstance(error, CompanionError):
             host.failed += 1
@@ -759,7 +763,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                     connect_s_per_band = max(connect_s_per_band, connect_s / adding)
                     # connecting slows down as more bands run: it may have taken the rest
                     if time.monotonic() + after_connect_s > deadline:
-                        reason = f"time budget ({count} bands connected in {connect_s:.0f} s)"
+                        reason = (
+                            f"time budget ({host.relayed} of {count} bands connected in "
+                            f"{connect_s:.0f} s)"
+                        )
                         break
                 else:  # the cost phase connected them
                     connect_s = first_connect_s
