@@ -11,10 +11,10 @@ versioned with ``PRAGMA user_version``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import itertools
 import json
+import logging
 import os
 import sqlite3
 import statistics
@@ -48,6 +48,8 @@ __all__ = [
     "default_store_path",
     "open_private_database",
 ]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
 _RESERVE_BYTES: Final = 64 * 1024  # room for the last writes of a session on a full disk
@@ -476,8 +478,10 @@ class Store:
 
     def _commit_group(self) -> None:
         self._commit_timer = None
-        with contextlib.suppress(StoreError):  # told to the callbacks, and so to the sessions
+        try:
             self.commit()
+        except StoreError as exc:  # told to the callbacks too, and so to their sessions
+            logger.error("recorded events could not be committed: %s", exc)
 
     def _commit(self, rows: list[_Rows]) -> None:
         events = [row for row, _sample in rows]
