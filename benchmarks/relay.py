@@ -370,7 +370,7 @@ class Fleet:
         await asyncio.gather(*(s.stop() for s in self.servers))
 
 
-async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait for them to end, cancelling again those that go on.
 
     On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt's publish) drops a cancellation
@@ -381,6 +381,14 @@ async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=0.1)
+
+
+async def _give_up(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """:func:`_cancel` ``tasks``, waiting at most ``_GIVE_UP_S`` for them to unwind (a task
+    of an overloaded host may take longer: it is left to end on its own)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_GIVE_UP_S):
+            await _cancel(tasks)
 
 
 def _steady_plan() -> Plan:
@@ -545,17 +553,14 @@ class Host:
                     before = now
                     await asyncio.sleep(0.5)
 
-    async def close(self, within_s: float) -> int:
+    async def close(self) -> int:
         """Stop every reader, then close every band's relay and link at once; returns how
-        many were still closing after ``within_s`` (cancelled then, and not waited for)."""
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=within_s)
+        many were still closing after ``_GIVE_UP_S`` (cancelled then, and not waited for)."""
+        await _give_up(self.tasks)
         closing = [asyncio.create_task(stack.aclose()) for stack in self.stacks.values()]
         if not closing:
             return 0
-        _done, late = await asyncio.wait(closing, timeout=within_s)
+        _done, late = await asyncio.wait(closing, timeout=_GIVE_UP_S)
         for task in late:
             task.cancel()
         return len(late)
@@ -621,9 +626,7 @@ async def _connect_all(
     _done, late = await asyncio.wait(connecting, timeout=within_s)
     if late:
         print(f"  {len(late)} bands not connected within {within_s:.0f} s", file=sys.stderr)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_GIVE_UP_S):
-                await _cancel(list(late))
+        await _give_up(list(late))
     for task in connecting:
         if not task.done():  # still unwinding its cancel: given up
             host.failed += 1
@@ -803,9 +806,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             # every band a server runs, connected or not (it is what the server's memory holds)
             sim_rss_per_band = fleet.rss_mb() / max(1, _BANDS_PER_SERVER * len(fleet.servers))
             ramp_failed = host.failed
-            left_closing = await host.close(10.0)
+            left_closing = await host.close()
             if left_closing:
-                print(f"  {left_closing} bands still closing after 10 s", file=sys.stderr)
+                print(
+                    f"  {left_closing} bands still closing after {_GIVE_UP_S:g} s",
+                    file=sys.stderr,
+                )
         finally:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):

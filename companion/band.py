@@ -7,10 +7,13 @@ protocol state machine: notifications go in, the timer ticks it, and the
 fragments it wants sent are written in order. Commands are awaited as
 requests; band events come out of :meth:`Band.events` exactly once, in order,
 even across link drops, because the band replays what the host has not
-acknowledged and the state machine drops duplicates. An event is acknowledged
-once the reader of :meth:`Band.events` comes back for the next one (a
-:class:`~companion.session.Session` has recorded it by then), so a host killed
-at any moment leaves what it had not recorded on the band.
+acknowledged and the state machine drops duplicates. A workout's event is
+acknowledged once the reader of :meth:`Band.events` comes back for the next
+one, or, for a reader that keeps events itself (a
+:class:`~companion.session.Session`, once its store has committed them), when it
+calls :meth:`Band.done_with_events`; so a host killed at any moment leaves what
+it had not recorded on the band. Events outside a workout are acknowledged on
+arrival.
 """
 
 from __future__ import annotations
